@@ -1,0 +1,125 @@
+"""The real `tui-trainer` command: headless runs, exit codes, Ctrl-C, listings, import hygiene."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import PRESETS, ROOT, cli
+from tui_trainer.training.checkpoint import load_checkpoint
+
+
+def test_headless_default_run_completes_with_plain_lines_and_a_summary(tmp_path):
+    result = cli("run", str(PRESETS / "cpu-quick.toml"), "--headless", "--runs-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stdout, "logs never get carriage-return progress bars"
+    (run_dir,) = tmp_path.iterdir()
+    assert f"run directory: {run_dir}" in result.stdout
+    assert "completed: cpu-quick at step 1200/1200" in result.stdout
+    assert "r2 " in result.stdout and "samples/s" in result.stdout
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["metric"] > 0.25, "the default learns the diabetes task"
+
+
+def test_bad_preset_exits_2_with_one_line_per_problem_and_starts_nothing(tmp_path):
+    preset = tmp_path / "typo.toml"
+    preset.write_text('[train]\nprecision = "fp17"\nepochz = 3\n')
+    result = cli("run", str(preset), "--headless", "--runs-dir", str(tmp_path / "runs"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert sorted(lines) == [
+        f'error: {preset}: train.epochz = 3: unknown key in [train]; did you mean "epochs"? '
+        '(allowed: epochs, max_steps, seed, precision, accumulate, grad_clip, eval_every, checkpoint_every, threads)',
+        f'error: {preset}: train.precision = "fp17": expected one of fp32, tf32, fp16-mixed, bf16-mixed, bf16-true',
+    ]
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists(), "no run directory is made for bad input"
+
+
+def test_gpu_preset_on_a_cpu_machine_says_what_to_choose(tmp_path):
+    result = cli("run", "single-gpu-bf16", "--headless", "--runs-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert 'strategy.name = "single"' in result.stderr and 'choose "cpu"' in result.stderr
+
+
+def test_set_overrides_apply_to_the_run(tmp_path):
+    result = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.max_steps=30",
+                 "--set", "model.hidden=[8]", "--set", "train.precision=bf16-mixed")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    config = (run_dir / "config.toml").read_text()
+    assert "max_steps = 30" in config and "hidden = [\n    8,\n]" in config or "hidden = [8]" in config
+    assert 'precision = "bf16-mixed"' in config
+
+
+def test_ctrl_c_stops_cleanly_with_exit_130_and_resume_finishes_the_run(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui_trainer", "run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path),
+         "--set", "train.epochs=1000", "--progress-every", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    for line in process.stdout:
+        if line.startswith("step "):
+            break
+        assert time.monotonic() < deadline
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    assert state["step"] == summary["step"] > 0
+    assert summary["step"] < 12_000, "the run was stopped, not completed"
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(steps) <= summary["step"]
+
+    resumed = cli("resume", str(run_dir), "--headless", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed from step {summary['step']}" in resumed.stdout
+    final = json.loads((run_dir / "summary.json").read_text())
+    assert final["status"] == "completed" and final["step"] == 12_000
+    again = cli("resume", str(run_dir), "--headless")
+    assert again.returncode == 2 and "already completed" in again.stderr
+
+
+def test_presets_json_lists_name_description_and_validity():
+    result = cli("presets", "--json")
+    assert result.returncode == 0
+    entries = {e["name"]: e for e in json.loads(result.stdout)}
+    assert entries["cpu-quick"]["valid"] and entries["cpu-quick"]["description"]
+    assert entries["digits-classify"]["valid"]
+    # This machine has no GPU: the GPU presets are listed, marked invalid, with the reason.
+    assert not entries["dp-fp16"]["valid"]
+    assert any("no usable GPU" in e for e in entries["dp-fp16"]["errors"])
+
+
+def test_runs_lists_status_loss_and_speed(tmp_path):
+    assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.epochs=2").returncode == 0
+    listing = json.loads(cli("runs", "--json", "--runs-dir", str(tmp_path)).stdout)
+    assert len(listing) == 1 and listing[0]["status"] == "completed" and listing[0]["samples_per_s"] > 0
+    table = cli("runs", "--runs-dir", str(tmp_path)).stdout
+    assert "completed" in table and listing[0]["run_id"] in table
+
+
+def test_help_and_the_package_do_not_import_torch_or_textual():
+    code = ("import sys, tui_trainer, tui_trainer.config, tui_trainer.runs, tui_trainer.cli.main\n"
+            "tui_trainer.cli.main.build_parser()\n"
+            "heavy = [m for m in ('torch', 'sklearn', 'textual', 'rich') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def test_domain_packages_never_import_textual():
+    code = ("import sys\nimport tui_trainer.training.loop, tui_trainer.runs, tui_trainer.hardware, tui_trainer.config\n"
+            "print('textual' in sys.modules, 'rich' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.stdout.strip() == "False False", result.stderr

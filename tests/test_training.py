@@ -1,0 +1,195 @@
+"""The engine: accumulation maths, determinism, resume, metrics, and how runs end."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import make_config, run_to_end
+from tui_trainer.runs import Runner, RunStore, read_curves
+from tui_trainer.training.checkpoint import load_checkpoint
+from tui_trainer.training.data import plan_epoch
+from tui_trainer.training.loop import Trainer
+from tui_trainer.training.models import build_model
+
+SMALL = {"dataset": "synthetic-regression", "samples": 125, "features": 6, "val_fraction": 0.2}
+
+
+def trained_weights(config, tmp_path) -> dict[str, torch.Tensor]:
+    """Train in-process with the real Trainer and return the final weights."""
+    trainer = Trainer(config, tmp_path, lambda event: None, threading.Event())
+    trainer.build()
+    assert trainer.train() == "completed"
+    return {k: v.clone() for k, v in trainer.strategy.unwrap(trainer.model).state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict, tol: float) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=tol, rtol=0), f"{key} differs by {(a[key] - b[key]).abs().max()}"
+
+
+def sgd_config(batch_size: int, accumulate: int, **train):
+    return make_config(data={**SMALL, "batch_size": batch_size}, optimizer={"name": "sgd", "lr": 1e-4, "momentum": 0.0},
+                       train={"epochs": 1, "accumulate": accumulate, **train})
+
+
+def test_accumulated_micro_batches_equal_one_big_batch(tmp_path):
+    # 100 training samples, 32 a step: 3 full steps and a last step of 4 samples.
+    big = trained_weights(sgd_config(32, 1), tmp_path / "a")
+    accumulated = trained_weights(sgd_config(8, 4), tmp_path / "b")
+    assert_same_weights(big, accumulated, 1e-6)
+
+
+def test_unequal_micro_batches_are_weighted_by_their_sample_count(tmp_path):
+    # 36 a step: steps of 36, 36 and 28 samples; the last one is cut into micro-batches of 12, 12 and 4.
+    plan = plan_epoch(100, 0, 0, 12, 3)
+    assert [len(m) for m in plan.micro_batches[-1]] == [12, 12, 4]
+    big = trained_weights(sgd_config(36, 1), tmp_path / "a")
+    accumulated = trained_weights(sgd_config(12, 3), tmp_path / "b")
+    assert_same_weights(big, accumulated, 1e-6)
+
+
+def test_the_samples_of_a_step_do_not_depend_on_how_it_is_cut():
+    whole = plan_epoch(100, seed=3, epoch=2, batch_size=32, accumulate=1)
+    cut = plan_epoch(100, seed=3, epoch=2, batch_size=8, accumulate=4)
+    for step_whole, step_cut in zip(whole.micro_batches, cut.micro_batches):
+        assert torch.equal(step_whole[0], torch.cat(step_cut))
+    ranks = [plan_epoch(100, 3, 2, 8, 2, world_size=2, rank=r) for r in (0, 1)]
+    for i, step_whole in enumerate(whole.micro_batches):
+        assert torch.equal(step_whole[0], torch.cat([*ranks[0].micro_batches[i], *ranks[1].micro_batches[i]]))
+
+
+def test_same_preset_twice_gives_the_same_final_weights(tmp_path):
+    config = make_config(data={"dataset": "diabetes"}, model={"dropout": 0.1}, train={"epochs": 3})
+    assert_same_weights(trained_weights(config, tmp_path / "a"), trained_weights(config, tmp_path / "b"), 0.0)
+
+
+def test_dataloader_path_trains_exactly_like_the_device_loader(tmp_path):
+    device_loader = sgd_config(16, 2)
+    torch_loader = sgd_config(16, 2)
+    torch_loader = make_config(data={**SMALL, "batch_size": 16, "loader": "dataloader"},
+                               optimizer={"name": "sgd", "lr": 1e-4, "momentum": 0.0},
+                               train={"epochs": 1, "accumulate": 2})
+    assert_same_weights(trained_weights(device_loader, tmp_path / "a"), trained_weights(torch_loader, tmp_path / "b"),
+                        1e-6)
+
+
+class StopAfter(threading.Event):
+    """A stop request that arrives after a given number of optimizer steps (the loop asks once a step)."""
+
+    def __init__(self, steps: int):
+        super().__init__()
+        self.remaining = steps
+
+    def is_set(self) -> bool:
+        self.remaining -= 1
+        return self.remaining <= 0 or super().is_set()
+
+
+def test_resume_continues_from_last_step_to_the_same_weights(tmp_path):
+    config = make_config(data={"dataset": "diabetes"}, model={"dropout": 0.2},
+                         optimizer={"name": "adamw", "lr": 0.01}, schedule={"name": "cosine", "warmup_steps": 5},
+                         train={"epochs": 4})
+    whole, whole_dir, _ = run_to_end(config, tmp_path / "whole")
+    assert whole.status == "completed" and whole.step == 48
+
+    store = RunStore(tmp_path / "parts")
+    runner = Runner(config, store)
+    runner._stop = StopAfter(17)
+    run_dir = runner.start()
+    stopped = runner.wait(60)
+    assert stopped.status == "stopped" and stopped.step == 17
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 17
+
+    resumed = Runner.resume_run(run_dir)
+    resumed.start()
+    final = resumed.wait(60)
+    assert final.status == "completed" and final.step == 48
+    a = load_checkpoint(whole_dir / "checkpoint.pt")["model"]
+    b = load_checkpoint(run_dir / "checkpoint.pt")["model"]
+    assert_same_weights(a, b, 0.0)
+    curves = read_curves(run_dir / "metrics.jsonl")
+    assert list(curves.steps) == list(range(1, 49)), "the resumed run's metrics continue without gaps or repeats"
+
+
+def test_run_directory_holds_config_metrics_checkpoint_and_summary(runs_dir):
+    config = make_config(data={"dataset": "digits"}, model={"hidden": [32]}, train={"epochs": 2})
+    summary, run_dir, events = run_to_end(config, runs_dir)
+    assert summary.status == "completed"
+    assert {p.name for p in run_dir.iterdir()} >= {"config.toml", "metrics.jsonl", "checkpoint.pt", "summary.json"}
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train_lines = [l for l in lines if "loss" in l]
+    eval_lines = [l for l in lines if "val_loss" in l]
+    assert [l["step"] for l in train_lines] == list(range(1, summary.step + 1))
+    assert len(eval_lines) == 2 and all(0.0 <= l["accuracy"] <= 1.0 for l in eval_lines)
+    assert eval_lines[-1]["accuracy"] > 0.8, "a 2-epoch MLP on digits should already classify most digits"
+
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    model = build_model(config.model, 64, 10)
+    model.load_state_dict(state["model"])  # the plain, unwrapped model's state_dict
+    assert state["step"] == summary.step and "optimizer" in state and "rng" in state
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["status"] == "completed" and saved["samples_per_s"] > 0 and saved["final_val_loss"] is not None
+
+
+def test_r2_metric_matches_scikit_learn(runs_dir):
+    from sklearn.metrics import r2_score
+
+    config = make_config(data={"dataset": "diabetes"}, train={"epochs": 2})
+    trainer = Trainer(config, runs_dir, lambda e: None, threading.Event())
+    runs_dir.mkdir(parents=True)
+    trainer.build()
+    trainer.train()
+    model = trainer.strategy.unwrap(trainer.model).eval()
+    x_val, y_val = trainer.loader.x_val, trainer.loader.y_val
+    with torch.no_grad():
+        predictions = model(x_val).numpy()
+    assert trainer.last_metric == pytest.approx(r2_score(y_val.numpy(), predictions), abs=1e-5)
+
+
+def test_nan_loss_ends_the_run_as_diverged_with_the_step(runs_dir):
+    config = make_config(data={"dataset": "diabetes"}, optimizer={"name": "sgd", "lr": 10.0}, train={"epochs": 50})
+    summary, run_dir, _ = run_to_end(config, runs_dir)
+    assert summary.status == "diverged"
+    assert "at step" in summary.error
+    curves = read_curves(run_dir / "metrics.jsonl")
+    assert all(np.isfinite(curves.losses)), "only finite losses are written"
+
+
+def test_an_exception_ends_the_run_as_failed_with_its_message(runs_dir):
+    config = make_config(model={"name": "tests.user_parts:broken_model"})
+    summary, run_dir, _ = run_to_end(config, runs_dir)
+    assert summary.status == "failed"
+    assert "this model cannot be built" in summary.error
+    assert "Traceback" in (run_dir / "error.log").read_text()
+
+
+def test_user_model_and_dataset_callables_are_used(runs_dir):
+    config = make_config(data={"dataset": "tests.user_parts:moons_arrays"},
+                         model={"name": "tests.user_parts:small_net"}, train={"epochs": 3})
+    summary, _, _ = run_to_end(config, runs_dir)
+    assert summary.status == "completed" and summary.metric_name == "accuracy"
+
+
+def test_user_torch_datasets_go_through_the_dataloader(runs_dir):
+    config = make_config(data={"dataset": "tests.user_parts:line_datasets", "batch_size": 10},
+                         train={"epochs": 2})
+    summary, _, _ = run_to_end(config, runs_dir)
+    assert summary.status == "completed" and summary.metric_name == "r2" and summary.step == 2 * 8
+
+
+def test_stop_request_ends_the_run_with_a_checkpoint(runs_dir):
+    config = make_config(data={"dataset": "diabetes"}, train={"epochs": 100000})
+    runner = Runner(config, RunStore(runs_dir))
+    run_dir = runner.start()
+    while not any(type(e).__name__ == "TrainProgress" for e in [runner.events.get(timeout=60)]):
+        pass
+    runner.stop()
+    summary = runner.wait(30)
+    assert summary.status == "stopped" and 0 < summary.step < summary.total_steps
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step

@@ -1,0 +1,3 @@
+from tui_trainer.cli.main import main
+
+raise SystemExit(main())

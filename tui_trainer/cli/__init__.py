@@ -1,0 +1,1 @@
+"""The `tui-trainer` command line."""

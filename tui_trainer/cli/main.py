@@ -1,0 +1,203 @@
+"""`tui-trainer`: the app with no arguments; run, resume, presets, runs and gpus as subcommands.
+
+Only argparse and the config package load at start, so `--help` is instant: torch, scikit-learn and
+Textual are imported by the subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from tui_trainer import __version__
+
+DEFAULT_RUNS_DIR = "runs"
+
+
+def default_presets_dir() -> Path:
+    """./presets when it exists, else the presets shipped beside the package (a source checkout)."""
+    here = Path("presets")
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[2] / "presets"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-trainer",
+        description="Keyboard-driven terminal experiment runner for PyTorch training. "
+                    "With no command, opens the app.")
+    parser.add_argument("--version", action="version", version=f"tui-trainer {__version__}")
+    parser.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR, help="where runs are kept (default ./runs)")
+    parser.add_argument("--presets-dir", type=Path, default=None, help="where presets are read (default ./presets)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start a run from a preset")
+    run.add_argument("preset", help="path to a preset TOML file, or the name of one in the presets directory")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override a preset field (repeatable), e.g. --set train.precision=bf16-mixed")
+    run.add_argument("--headless", action="store_true", help="no app: print progress lines (CI, scripts, workers)")
+    run.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
+                     help="seconds between progress lines in headless mode (default 2)")
+    _add_store_args(run)
+
+    resume = sub.add_parser("resume", help="continue a stopped run to its planned end")
+    resume.add_argument("run_dir", type=Path, help="the run's directory, e.g. runs/20261127-101500-cpu-quick")
+    resume.add_argument("--headless", action="store_true", help="no app: print progress lines")
+    resume.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS")
+
+    presets = sub.add_parser("presets", help="list presets with their description and validity")
+    presets.add_argument("--json", action="store_true", help="print JSON")
+    _add_store_args(presets)
+
+    runs = sub.add_parser("runs", help="list runs with status, final loss, samples/s and duration")
+    runs.add_argument("--json", action="store_true", help="print JSON")
+    _add_store_args(runs)
+
+    gpus = sub.add_parser("gpus", help="show the GPUs NVML sees (memory, utilisation, temperature, power)")
+    from tui_trainer.cli import gpus as gpus_command
+
+    gpus_command.add_arguments(gpus)
+    return parser
+
+
+def _add_store_args(parser: argparse.ArgumentParser) -> None:
+    # Accepted after the subcommand too, where users tend to type them.
+    parser.add_argument("--runs-dir", default=argparse.SUPPRESS, help="where runs are kept (default ./runs)")
+    parser.add_argument("--presets-dir", type=Path, default=argparse.SUPPRESS, help="where presets are read")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tui-trainer` console script."""
+    args = build_parser().parse_args(argv)
+    presets_dir = args.presets_dir or default_presets_dir()
+    try:
+        if args.command is None:
+            from tui_trainer.ui.app import run_app
+
+            return run_app(presets_dir=presets_dir, runs_dir=Path(args.runs_dir))
+        if args.command == "run":
+            return cmd_run(args, presets_dir)
+        if args.command == "resume":
+            return cmd_resume(args)
+        if args.command == "presets":
+            return cmd_presets(args, presets_dir)
+        if args.command == "runs":
+            return cmd_runs(args)
+        if args.command == "gpus":
+            from tui_trainer.cli import gpus as gpus_command
+
+            return gpus_command.run(args)
+    except BrokenPipeError:  # `tui-trainer runs | head`
+        return 0
+    return 2
+
+
+def resolve_preset(text: str, presets_dir: Path) -> Path:
+    """A preset argument as a path: an existing file, or a name in the presets directory."""
+    path = Path(text)
+    if path.exists() or path.suffix == ".toml":
+        return path
+    return presets_dir / f"{text}.toml"
+
+
+def cmd_run(args, presets_dir: Path) -> int:
+    from tui_trainer.config import ConfigError, ensure_runnable, load_config
+
+    try:
+        config = load_config(resolve_preset(args.preset, presets_dir), args.overrides)
+        ensure_runnable(config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    from tui_trainer.runs import Runner, RunStore
+
+    runner = Runner(config, RunStore(args.runs_dir))
+    if not args.headless and sys.stdout.isatty() and sys.stdin.isatty():
+        from tui_trainer.ui.app import run_app
+
+        return run_app(presets_dir=presets_dir, runs_dir=Path(args.runs_dir), runner=runner)
+    from tui_trainer.cli.headless import follow
+
+    runner.start()
+    return follow(runner, every=args.progress_every)
+
+
+def cmd_resume(args) -> int:
+    from tui_trainer.config import ConfigError
+    from tui_trainer.runs import Runner, read_summary
+
+    run_dir = args.run_dir
+    if not (run_dir / "config.toml").exists():
+        print(f"error: {run_dir}: not a run directory (no config.toml)", file=sys.stderr)
+        return 2
+    status = read_summary(run_dir).get("status")
+    if status == "completed":
+        print(f"error: {run_dir}: the run is already completed; start a new one with tui-trainer run",
+              file=sys.stderr)
+        return 2
+    if not (run_dir / "checkpoint.pt").exists():
+        print(f"error: {run_dir}: no checkpoint.pt to resume from (status {status})", file=sys.stderr)
+        return 2
+    try:
+        runner = Runner.resume_run(run_dir)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if not args.headless and sys.stdout.isatty() and sys.stdin.isatty():
+        from tui_trainer.ui.app import run_app
+
+        return run_app(presets_dir=default_presets_dir(), runs_dir=run_dir.parent, runner=runner)
+    from tui_trainer.cli.headless import follow
+
+    runner.start()
+    return follow(runner, every=args.progress_every)
+
+
+def cmd_presets(args, presets_dir: Path) -> int:
+    from tui_trainer.config import discover_presets
+
+    entries = discover_presets(presets_dir)
+    if args.json:
+        print(json.dumps([{"name": e.name, "path": str(e.path), "description": e.description, "valid": e.valid,
+                           "errors": list(e.errors)} for e in entries], indent=2))
+        return 0
+    if not entries:
+        print(f"no presets in {presets_dir}")
+        return 0
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        mark = "ok" if e.valid else "--"
+        print(f"{mark}  {e.name:<{width}}  {e.description}")
+        for error in e.errors:
+            print(f"{'':<{width + 4}}  {error}")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from tui_trainer.runs import RunStore
+
+    records = RunStore(args.runs_dir).list_runs()
+    if args.json:
+        print(json.dumps([r.as_json() for r in records], indent=2))
+        return 0
+    if not records:
+        print(f"no runs in {args.runs_dir}")
+        return 0
+    from tui_trainer.cli.headless import format_seconds
+
+    print(f"{'run':<40} {'status':<11} {'steps':>13} {'loss':>10} {'val loss':>10} {'samples/s':>10} {'time':>7}")
+    for r in records:
+        loss = "-" if r.final_loss is None else f"{r.final_loss:.4g}"
+        val = "-" if r.final_val_loss is None else f"{r.final_val_loss:.4g}"
+        print(f"{r.run_id:<40} {r.status:<11} {f'{r.step}/{r.total_steps}':>13} {loss:>10} {val:>10} "
+              f"{r.samples_per_s:>10,.0f} {format_seconds(r.wall_s):>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""The preset schema: one frozen dataclass per TOML section, each field documented and bounded.
+
+A field's metadata says what values it allows; `presets.parse_config` checks every field against
+it and reports every problem at once. The schema is the single source of truth for the README's
+preset reference, the TOML writer and the UI's option pane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, field, fields
+
+PRECISIONS = ("fp32", "tf32", "fp16-mixed", "bf16-mixed", "bf16-true")
+STRATEGIES = ("cpu", "single", "dp", "ddp", "model-parallel")
+BUILTIN_DATASETS = (
+    "diabetes",
+    "digits",
+    "breast_cancer",
+    "wine",
+    "synthetic-regression",
+    "synthetic-classification",
+)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "linear")
+ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu")
+
+
+def opt(default, kind: str, doc: str, *, choices=None, minimum=None, maximum=None, above=None):
+    """A schema field: its default, its kind of value, and the bounds validation enforces."""
+    meta = {"kind": kind, "doc": doc, "choices": choices, "min": minimum, "max": maximum, "above": above}
+    if isinstance(default, tuple):
+        return field(default_factory=lambda: default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True, slots=True)
+class DataConfig:
+    """Where the samples come from and how they are batched."""
+
+    dataset: str = opt("diabetes", "dataset", "built-in name, or \"package.module:callable\"")
+    batch_size: int = opt(32, "int", "micro-batch per device per forward pass", minimum=1)
+    val_fraction: float = opt(0.2, "float", "share of samples held out for validation", minimum=0.0, maximum=0.9)
+    split_seed: int = opt(0, "int", "seed of the train/validation split and of synthetic data", minimum=0)
+    samples: int = opt(10_000, "int", "number of samples (synthetic sets)", minimum=10)
+    features: int = opt(20, "int", "number of features (synthetic sets)", minimum=1)
+    classes: int = opt(2, "int", "number of classes (synthetic-classification, user data)", minimum=2)
+    noise: float = opt(10.0, "float", "noise of synthetic-regression targets", minimum=0.0)
+    task: str = opt("auto", "str", "task of user data", choices=("auto", "regression", "classification"))
+    loader: str = opt("auto", "str", "device: batches sliced from tensors placed once; dataloader: torch DataLoader",
+                      choices=("auto", "device", "dataloader"))
+    num_workers: int = opt(0, "int", "DataLoader worker processes", minimum=0)
+    pin_memory: object = opt("auto", "pin", "pin host memory for GPU copies: true, false or \"auto\"")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """The network: the built-in MLP, or a user callable `(in_features, out_features) -> nn.Module`."""
+
+    name: str = opt("mlp", "model", "\"mlp\", or \"package.module:callable\"")
+    hidden: tuple = opt((16, 32), "int_list", "hidden layer widths of the MLP", minimum=1)
+    activation: str = opt("relu", "str", "MLP activation", choices=ACTIVATIONS)
+    dropout: float = opt(0.0, "float", "dropout after each hidden layer", minimum=0.0, maximum=0.95)
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizerConfig:
+    """The optimizer and its hyper-parameters."""
+
+    name: str = opt("adam", "str", "optimizer", choices=OPTIMIZERS)
+    lr: float = opt(1e-3, "float", "peak learning rate", above=0.0)
+    weight_decay: float = opt(0.0, "float", "weight decay", minimum=0.0)
+    momentum: float = opt(0.9, "float", "momentum (sgd only)", minimum=0.0, maximum=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleConfig:
+    """The learning-rate schedule over optimizer steps."""
+
+    name: str = opt("constant", "str", "learning-rate schedule after warm-up", choices=SCHEDULES)
+    warmup_steps: int = opt(0, "int", "linear warm-up steps from 0 to optimizer.lr", minimum=0)
+    min_lr_ratio: float = opt(0.0, "float", "final lr as a share of optimizer.lr (cosine, linear)",
+                              minimum=0.0, maximum=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """How long, how numbers are computed, and how often to evaluate and checkpoint."""
+
+    epochs: int = opt(100, "int", "passes over the training split", minimum=1)
+    max_steps: int = opt(0, "int", "optimizer steps; when set (> 0) the run ends there instead of after epochs",
+                         minimum=0)
+    seed: int = opt(0, "int", "seed of weights, sample order and dropout", minimum=0)
+    precision: str = opt("fp32", "str", "how numbers are computed", choices=PRECISIONS)
+    accumulate: int = opt(1, "int", "micro-batches per optimizer step", minimum=1)
+    grad_clip: float = opt(0.0, "float", "clip the gradient norm to this value (0 = off)", minimum=0.0)
+    eval_every: int = opt(0, "int", "evaluate every N optimizer steps (0 = at the end of each epoch)", minimum=0)
+    checkpoint_every: int = opt(0, "int", "checkpoint every N optimizer steps (0 = at the end and on stop)",
+                                minimum=0)
+    threads: int = opt(0, "int", "torch CPU threads per process (0 = torch's default)", minimum=0)
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyConfig:
+    """Where the model runs and how many copies of it there are."""
+
+    name: str = opt("cpu", "str", "where and how many copies of the model", choices=STRATEGIES)
+    devices: object = opt(1, "devices", "a count of devices/processes, or a list of GPU ids (torch's visible ids)")
+    accelerator: str = opt("auto", "str", "auto: GPUs when the machine has them, else CPU", choices=("auto", "cpu", "gpu"))
+    nodes: int = opt(1, "int", "machines taking part (ddp)", minimum=1)
+    rdzv_endpoint: str = opt("", "str", "host:port of the c10d rendezvous (multi-node ddp)")
+    split: tuple = opt((), "int_list", "model-parallel: layers per stage (empty = balance by parameters)",
+                       minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """What the run records besides its checkpoint."""
+
+    every: int = opt(1, "int", "record the train loss every N optimizer steps", minimum=1)
+    tensorboard: bool = opt(False, "bool", "also write loss curves with torch's SummaryWriter")
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "optimizer": OptimizerConfig,
+    "schedule": ScheduleConfig,
+    "train": TrainConfig,
+    "strategy": StrategyConfig,
+    "logging": LoggingConfig,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """A whole run, as read from a preset and its overrides: validated, immutable."""
+
+    name: str = "run"
+    description: str = ""
+    source: str = "<defaults>"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    strategy: StrategyConfig = field(default_factory=StrategyConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def world_size(self) -> int:
+        """Processes (ddp) or model replicas (dp) that share one optimizer step's batch."""
+        if self.strategy.name == "ddp":
+            return device_count(self.strategy.devices) * self.strategy.nodes
+        return 1
+
+    @property
+    def effective_batch(self) -> int:
+        """Samples per optimizer step: batch x accumulation x world size (x dp replicas)."""
+        replicas = device_count(self.strategy.devices) if self.strategy.name == "dp" else 1
+        return self.data.batch_size * self.train.accumulate * self.world_size * replicas
+
+
+def device_count(devices: object) -> int:
+    """The number of devices a `strategy.devices` value names (a count or a list of ids)."""
+    return len(devices) if isinstance(devices, (list, tuple)) else int(devices)
+
+
+def field_default(section: type, name: str) -> object:
+    """The default value of one schema field."""
+    for f in fields(section):
+        if f.name == name:
+            return f.default_factory() if f.default is MISSING else f.default
+    raise KeyError(name)
+
+
+def to_dict(config: RunConfig) -> dict:
+    """The config as plain TOML-ready data (every field, defaults included)."""
+    out: dict = {"description": config.description}
+    for section_name in SECTIONS:
+        section = getattr(config, section_name)
+        out[section_name] = {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+    return out
+
+
+def _plain(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value

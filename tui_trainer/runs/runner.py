@@ -1,0 +1,158 @@
+"""The Runner: one run in a background thread, its events on a queue, its results on disk.
+
+The training thread never waits on its readers: events go on an unbounded queue that the UI or
+the headless printer drains at its own pace (they arrive a few times a second, not per step).
+Every way a run can end (completed, stopped, diverged, failed) becomes a summary.json and a
+`RunFinished` event, never an exception in the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+import traceback
+from datetime import datetime
+from pathlib import Path
+
+from tui_trainer.config import RunConfig
+from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
+from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
+from tui_trainer.training.events import Event, LogLine, RunFinished, RunSummary
+
+
+class Runner:
+    """Runs one job in a background thread. `start()`, then `drain()` events; `stop()` to end early."""
+
+    def __init__(self, config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None):
+        self.config = config
+        self.store = store
+        self.resume = run_dir is not None
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.summary: RunSummary | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def resume_run(cls, run_dir: str | Path, store: RunStore | None = None) -> "Runner":
+        """A runner that continues a stopped run in its own directory to its planned end."""
+        run_dir = Path(run_dir)
+        return cls(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir)
+
+    @property
+    def run_id(self) -> str:
+        return self.run_dir.name if self.run_dir else ""
+
+    def start(self) -> Path:
+        """Make the run directory and start training in the background; return the directory."""
+        if self.run_dir is None:
+            self.run_dir = self.store.create(self.config)
+        self._thread = threading.Thread(target=self._main, name=f"run-{self.run_id}", daemon=True)
+        self._thread.start()
+        return self.run_dir
+
+    def stop(self) -> None:
+        """Ask the run to end after its current step, with a checkpoint written."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> RunSummary | None:
+        """Block until the run has ended (or the timeout passes); return its summary."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self.summary
+
+    def drain(self, limit: int = 10_000) -> list[Event]:
+        """Every event waiting on the queue, without blocking."""
+        out = []
+        try:
+            while len(out) < limit:
+                out.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    # ------------------------------------------------------------ the thread
+    def _main(self) -> None:
+        from tui_trainer.training.loop import Diverged, Trainer
+
+        run_dir = self.run_dir
+        previous = read_summary(run_dir) if self.resume else {}
+        started_at = datetime.now().isoformat(timespec="seconds")
+        wall_before = float(previous.get("wall_s", 0.0))
+        write_summary(run_dir, RunSummary(self.run_id, self.config.name, "running", started_at=started_at),
+                      pid=os.getpid())
+        metrics_path = run_dir / METRICS_NAME
+        trainer = Trainer(self.config, run_dir, self._emit, self._stop, run_id=self.run_id, resume=self.resume)
+        metrics = None
+        status, error = "failed", ""
+        clock = time.perf_counter()
+        try:
+            trainer.build()
+            if self.resume:
+                truncate_after(metrics_path, trainer.step)
+            metrics = MetricsLog(metrics_path)
+            self._metrics = metrics
+            status = trainer.train()
+            trainer.save_checkpoint()
+        except Diverged as exc:
+            status, error = "diverged", str(exc)
+        except Exception as exc:  # every failure becomes a recorded run state, never a crash of the app
+            status, error = "failed", _describe(exc)
+            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        finally:
+            self._metrics = None
+            if metrics is not None:
+                metrics.close()
+            try:
+                if trainer.strategy is not None:
+                    trainer.strategy.teardown()
+            except Exception:  # teardown must not hide how the run ended
+                pass
+            wall = time.perf_counter() - clock
+            trained = max(trainer.step - trainer.start_step, 0)
+            rate = trained * trainer.samples_per_step / trainer.train_seconds if trainer.train_seconds else 0.0
+            summary = RunSummary(
+                run_id=self.run_id, name=self.config.name, status=status, step=trainer.step,
+                total_steps=trainer.total_steps, epoch=trainer.epoch, final_loss=trainer.last_loss,
+                final_val_loss=trainer.last_val_loss, best_val_loss=trainer.best_val_loss,
+                metric_name=trainer.metric_name, metric=trainer.last_metric, samples_per_s=rate,
+                wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
+                error=error, started_at=previous.get("started_at", started_at),
+                finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
+                effective_batch=trainer.effective_batch, notes=trainer.notes)
+            write_summary(run_dir, summary)
+            self.summary = summary
+            if error:
+                self.events.put(LogLine("error", error))
+            self.events.put(RunFinished(summary))
+
+    _metrics: MetricsLog | None = None
+
+    def _emit(self, event: Event) -> None:
+        metrics = self._metrics
+        if metrics is not None:
+            metrics.record(event)
+        self.events.put(event)
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if type(exc).__name__ == "OutOfMemoryError":
+        return f"out of GPU memory ({text[:120]}): lower data.batch_size and raise train.accumulate"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _peak(trainer) -> float | None:
+    try:
+        return trainer.strategy.peak_memory_mib() if trainer.strategy is not None else None
+    except Exception:
+        return None

@@ -1,0 +1,115 @@
+"""What a run tells the world, as small immutable messages. No torch, no UI: anyone may import them.
+
+The trainer emits them in batches (never one per step); the runner writes them to disk and puts them
+on a queue that the UI or the headless printer drains at its own pace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """The run is built and about to take its first step."""
+
+    run_id: str
+    run_dir: str
+    device: str
+    total_steps: int
+    steps_per_epoch: int
+    start_step: int
+    effective_batch: int
+    world_size: int
+    parameters: int
+    train_samples: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TrainProgress:
+    """The train losses of the steps since the last report, and where the run stands."""
+
+    step: int
+    epoch: int
+    steps: tuple[int, ...]
+    losses: tuple[float, ...]
+    lr: float
+    samples_per_s: float
+    elapsed_s: float
+    eta_s: float
+    grad_norm: float | None = None
+    scaler_scale: float | None = None
+    skipped_steps: int = 0
+    memory_mib: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EvalResult:
+    """Validation after a step: loss and the task metric (R^2 or accuracy)."""
+
+    step: int
+    epoch: int
+    val_loss: float
+    metric_name: str
+    metric: float
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSaved:
+    step: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A line for the run's log pane: notes, warnings and errors."""
+
+    level: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class RankState:
+    """One worker process of a multi-process run (ddp): its rank and what it is doing."""
+
+    rank: int
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """How a run ended; written to summary.json."""
+
+    run_id: str
+    name: str
+    status: str
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    final_loss: float | None = None
+    final_val_loss: float | None = None
+    best_val_loss: float | None = None
+    metric_name: str = ""
+    metric: float | None = None
+    samples_per_s: float = 0.0
+    wall_s: float = 0.0
+    peak_memory_mib: float | None = None
+    skipped_steps: int = 0
+    error: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+    device: str = ""
+    effective_batch: int = 0
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    """The run ended (completed, stopped, failed or diverged); nothing more will follow."""
+
+    summary: RunSummary
+
+
+Event = RunStarted | TrainProgress | EvalResult | CheckpointSaved | LogLine | RankState | RunFinished
