@@ -39,6 +39,7 @@ class _Printer:
         self.runner, self.out, self.every = runner, out, every
         self.state = _State()
         self.last_print = time.monotonic()
+        self.last_line = ""
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -63,14 +64,15 @@ class _Printer:
             elif isinstance(event, RankState):
                 self.say(f"rank {event.rank}: {event.state} {event.detail}".rstrip())
             elif isinstance(event, RunFinished):
-                if state.progress is not None:
+                if state.progress is not None and state.line() != self.last_line:
                     self.say(state.line())
                 self.say(summary_text(event.summary, self.runner.run_dir))
                 self.runner.wait()  # let the training thread finish before the interpreter shuts down
                 return EXIT_CODES.get(event.summary.status, 1)
         now = time.monotonic()
         if state.progress is not None and now - self.last_print >= self.every:
-            self.say(state.line())
+            self.last_line = state.line()
+            self.say(self.last_line)
             self.last_print = now
         return None
 

@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--headless", action="store_true", help="no app: print progress lines (CI, scripts, workers)")
     run.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
                      help="seconds between progress lines in headless mode (default 2)")
+    run.add_argument("--node-rank", type=int, default=0, metavar="K",
+                     help="multi-node ddp: this machine's node rank (0 on the head node, which shows the run)")
+    run.add_argument("--rdzv-endpoint", default=None, metavar="HOST:PORT",
+                     help="multi-node ddp: the rendezvous address (overrides strategy.rdzv_endpoint)")
     _add_store_args(run)
 
     resume = sub.add_parser("resume", help="continue a stopped run to its planned end")
@@ -107,15 +111,18 @@ def cmd_run(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError, ensure_runnable, load_config
 
     try:
-        config = load_config(resolve_preset(args.preset, presets_dir), args.overrides)
+        overrides = list(args.overrides)
+        if args.rdzv_endpoint:
+            overrides.append(f"strategy.rdzv_endpoint={args.rdzv_endpoint}")
+        config = load_config(resolve_preset(args.preset, presets_dir), overrides)
         ensure_runnable(config)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    from tui_trainer.runs import Runner, RunStore
+    from tui_trainer.runs import RunStore, create_runner
 
-    runner = Runner(config, RunStore(args.runs_dir))
+    runner = create_runner(config, RunStore(args.runs_dir), node_rank=args.node_rank)
     if not args.headless and sys.stdout.isatty() and sys.stdin.isatty():
         from tui_trainer.ui.app import run_app
 

@@ -156,8 +156,6 @@ def check_value(meta, value: object) -> tuple[object, str | None]:
             return value, None
         if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                                                      for v in value):
-            if len(set(value)) != len(value):
-                return value, "expected distinct GPU ids"
             return tuple(value), None
         return value, "expected a count >= 1 or a non-empty list of GPU ids, e.g. 2 or [0, 1]"
     if kind == "pin":
@@ -182,6 +180,9 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if s.name == "dp" and (s.devices if isinstance(s.devices, int) else len(s.devices)) < 2:
         out.append(("strategy.devices", _plain(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
                     "for one GPU choose \"single\""))
+    if isinstance(s.devices, tuple) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
+        out.append(("strategy.devices", list(s.devices), "expected distinct GPU ids (only model-parallel may "
+                    "put two stages on one GPU)"))
     if s.nodes > 1 and s.name != "ddp":
         out.append(("strategy.nodes", s.nodes, "several nodes need strategy.name = \"ddp\""))
     if s.nodes > 1 and not _is_endpoint(s.rdzv_endpoint):

@@ -35,11 +35,11 @@ class Runner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @classmethod
-    def resume_run(cls, run_dir: str | Path, store: RunStore | None = None) -> "Runner":
+    @staticmethod
+    def resume_run(run_dir: str | Path, store: RunStore | None = None) -> "Runner":
         """A runner that continues a stopped run in its own directory to its planned end."""
         run_dir = Path(run_dir)
-        return cls(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir)
+        return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir)
 
     @property
     def run_id(self) -> str:
@@ -82,66 +82,76 @@ class Runner:
 
     # ------------------------------------------------------------ the thread
     def _main(self) -> None:
-        from tui_trainer.training.loop import Diverged, Trainer
+        self.summary = execute(self.config, self.run_dir, self.events.put, self._stop, resume=self.resume)
+        self.events.put(RunFinished(self.summary))
 
-        run_dir = self.run_dir
-        previous = read_summary(run_dir) if self.resume else {}
-        started_at = datetime.now().isoformat(timespec="seconds")
-        wall_before = float(previous.get("wall_s", 0.0))
-        write_summary(run_dir, RunSummary(self.run_id, self.config.name, "running", started_at=started_at),
-                      pid=os.getpid())
-        metrics_path = run_dir / METRICS_NAME
-        trainer = Trainer(self.config, run_dir, self._emit, self._stop, run_id=self.run_id, resume=self.resume)
-        metrics = None
-        status, error = "failed", ""
-        clock = time.perf_counter()
-        try:
-            trainer.build()
-            if self.resume:
-                truncate_after(metrics_path, trainer.step)
-            metrics = MetricsLog(metrics_path)
-            self._metrics = metrics
-            status = trainer.train()
-            trainer.save_checkpoint()
-        except Diverged as exc:
-            status, error = "diverged", str(exc)
-        except Exception as exc:  # every failure becomes a recorded run state, never a crash of the app
-            status, error = "failed", _describe(exc)
-            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-        finally:
-            self._metrics = None
-            if metrics is not None:
-                metrics.close()
-            try:
-                if trainer.strategy is not None:
-                    trainer.strategy.teardown()
-            except Exception:  # teardown must not hide how the run ended
-                pass
-            wall = time.perf_counter() - clock
-            trained = max(trainer.step - trainer.start_step, 0)
-            rate = trained * trainer.samples_per_step / trainer.train_seconds if trainer.train_seconds else 0.0
-            summary = RunSummary(
-                run_id=self.run_id, name=self.config.name, status=status, step=trainer.step,
-                total_steps=trainer.total_steps, epoch=trainer.epoch, final_loss=trainer.last_loss,
-                final_val_loss=trainer.last_val_loss, best_val_loss=trainer.best_val_loss,
-                metric_name=trainer.metric_name, metric=trainer.last_metric, samples_per_s=rate,
-                wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
-                error=error, started_at=previous.get("started_at", started_at),
-                finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
-                effective_batch=trainer.effective_batch, notes=trainer.notes)
-            write_summary(run_dir, summary)
-            self.summary = summary
-            if error:
-                self.events.put(LogLine("error", error))
-            self.events.put(RunFinished(summary))
 
-    _metrics: MetricsLog | None = None
+def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, resume: bool = False,
+            strategy=None) -> RunSummary:
+    """Train one run (or one rank of it) and record how it ended; never raises for a failed run.
 
-    def _emit(self, event: Event) -> None:
-        metrics = self._metrics
+    The main process of a node writes metrics.jsonl, checkpoint.pt and summary.json; the other
+    ranks of a ddp job only train. `emit` receives every event except the final `RunFinished`.
+    """
+    from tui_trainer.training.loop import Diverged, Trainer
+
+    run_id = run_dir.name
+    previous = read_summary(run_dir) if resume else {}
+    started_at = datetime.now().isoformat(timespec="seconds")
+    wall_before = float(previous.get("wall_s", 0.0))
+    writes = strategy is None or strategy.is_main
+    if writes:
+        write_summary(run_dir, RunSummary(run_id, config.name, "running", started_at=started_at), pid=os.getpid())
+    metrics_path = run_dir / METRICS_NAME
+    metrics: MetricsLog | None = None
+
+    def emit_and_record(event: Event) -> None:
         if metrics is not None:
             metrics.record(event)
-        self.events.put(event)
+        emit(event)
+
+    trainer = Trainer(config, run_dir, emit_and_record, stop, run_id=run_id, resume=resume, strategy=strategy)
+    status, error = "failed", ""
+    clock = time.perf_counter()
+    try:
+        trainer.build()
+        if writes:
+            if resume:
+                truncate_after(metrics_path, trainer.step)
+            metrics = MetricsLog(metrics_path)
+        status = trainer.train()
+        trainer.save_checkpoint()
+    except Diverged as exc:
+        status, error = "diverged", str(exc)
+    except Exception as exc:  # every failure becomes a recorded run state, never a crash of the app
+        status, error = "failed", _describe(exc)
+        if writes:
+            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+    finally:
+        if metrics is not None:
+            metrics.close()
+        try:
+            if trainer.strategy is not None:
+                trainer.strategy.teardown()
+        except Exception:  # teardown must not hide how the run ended
+            pass
+    wall = time.perf_counter() - clock
+    trained = max(trainer.step - trainer.start_step, 0)
+    rate = trained * trainer.samples_per_step / trainer.train_seconds if trainer.train_seconds else 0.0
+    summary = RunSummary(
+        run_id=run_id, name=config.name, status=status, step=trainer.step,
+        total_steps=trainer.total_steps, epoch=trainer.epoch, final_loss=trainer.last_loss,
+        final_val_loss=trainer.last_val_loss, best_val_loss=trainer.best_val_loss,
+        metric_name=trainer.metric_name, metric=trainer.last_metric, samples_per_s=rate,
+        wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
+        error=error, started_at=previous.get("started_at", started_at),
+        finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
+        effective_batch=trainer.effective_batch, notes=trainer.notes)
+    if writes:
+        write_summary(run_dir, summary)
+    if error:
+        emit(LogLine("error", error))
+    return summary
 
 
 def _describe(exc: Exception) -> str:
@@ -156,3 +166,13 @@ def _peak(trainer) -> float | None:
         return trainer.strategy.peak_memory_mib() if trainer.strategy is not None else None
     except Exception:
         return None
+
+
+def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
+                  node_rank: int = 0) -> Runner:
+    """The right runner for a config: torchrun workers for ddp, a background thread otherwise."""
+    if config.strategy.name == "ddp":
+        from tui_trainer.runs.launcher import DistributedRunner
+
+        return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank)
+    return Runner(config, store, run_dir=run_dir)

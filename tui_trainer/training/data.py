@@ -158,17 +158,23 @@ def plan_epoch(n: int, seed: int, epoch: int, batch_size: int, accumulate: int,
 class DeviceLoader:
     """Batches sliced from tensors placed on the device once: no collation, no per-batch copies."""
 
-    def __init__(self, data: TaskData, device: torch.device, dtype: torch.dtype | None = None):
+    def __init__(self, data: TaskData, device: torch.device, dtype: torch.dtype | None = None,
+                 target_device: torch.device | None = None):
         x_tr, y_tr, x_va, y_va = data.tensors
+        target_device = target_device or device  # model parallel: targets live beside the last stage
         # Inputs take the model's dtype (bf16-true); targets stay as they are: the loss is computed in fp32.
-        self.x, self.y = x_tr.to(device=device, dtype=dtype), y_tr.to(device)
-        self.x_val, self.y_val = x_va.to(device=device, dtype=dtype), y_va.to(device)
+        self.x, self.y = x_tr.to(device=device, dtype=dtype), y_tr.to(target_device)
+        self.x_val, self.y_val = x_va.to(device=device, dtype=dtype), y_va.to(target_device)
 
     def steps(self, plan: StepPlan, start: int = 0):
         """Yield, per optimizer step, a list of (x, y, weight) micro-batches."""
         x, y = self.x, self.y
+        same = x.device == y.device
         for micro, weights in zip(plan.micro_batches[start:], plan.weights[start:]):
-            yield [(x[idx], y[idx], w) for idx, w in zip(micro, weights)]
+            if same:
+                yield [(x[idx], y[idx], w) for idx, w in zip(micro, weights)]
+            else:
+                yield [(x[idx], y[idx.to(y.device)], w) for idx, w in zip(micro, weights)]
 
     def val_batches(self, size: int = 8192):
         """The validation split in large chunks, already on the device."""
@@ -179,8 +185,10 @@ class DeviceLoader:
 class TorchDataLoader:
     """The `DataLoader` path: worker processes and pinned memory, fed the same step plan."""
 
-    def __init__(self, data: TaskData, device: torch.device, cfg: DataConfig, dtype: torch.dtype | None = None):
+    def __init__(self, data: TaskData, device: torch.device, cfg: DataConfig, dtype: torch.dtype | None = None,
+                 target_device: torch.device | None = None):
         self.data, self.device, self.cfg, self.dtype = data, device, cfg, dtype
+        self.target_device = target_device or device
         pin = cfg.pin_memory
         self.pin = device.type == "cuda" and (pin is True or (pin == "auto" and _ram_is_plentiful()))
 
@@ -189,7 +197,8 @@ class TorchDataLoader:
                           pin_memory=self.pin, persistent_workers=False)
 
     def _move(self, x: torch.Tensor, y: torch.Tensor):
-        return x.to(self.device, dtype=self.dtype, non_blocking=self.pin), y.to(self.device, non_blocking=self.pin)
+        return x.to(self.device, dtype=self.dtype, non_blocking=self.pin), y.to(self.target_device,
+                                                                                non_blocking=self.pin)
 
     def steps(self, plan: StepPlan, start: int = 0):
         """Yield, per optimizer step, a list of (x, y, weight) micro-batches."""
@@ -208,11 +217,12 @@ class TorchDataLoader:
                 yield self._move(x, y)
 
 
-def make_loader(data: TaskData, device: torch.device, cfg: DataConfig, dtype: torch.dtype | None = None):
-    """The device loader where the data is in memory and fits; the DataLoader for user Datasets."""
+def make_loader(data: TaskData, device: torch.device, cfg: DataConfig, dtype: torch.dtype | None = None,
+                target_device: torch.device | None = None):
+    """The device loader where the data is in memory; the DataLoader for user Datasets (or when asked)."""
     if data.tensors is None or cfg.loader == "dataloader":
-        return TorchDataLoader(data, device, cfg, dtype)
-    return DeviceLoader(data, device, dtype)
+        return TorchDataLoader(data, device, cfg, dtype, target_device)
+    return DeviceLoader(data, device, dtype, target_device)
 
 
 def _ram_is_plentiful() -> bool:

@@ -113,3 +113,37 @@ class RunFinished:
 
 
 Event = RunStarted | TrainProgress | EvalResult | CheckpointSaved | LogLine | RankState | RunFinished
+
+
+EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in (
+    RunStarted, TrainProgress, EvalResult, CheckpointSaved, LogLine, RankState, RunFinished)}
+
+
+def event_to_json(event: Event) -> str:
+    """One event as a JSON line (how ddp workers hand events to the process that shows the run)."""
+    import json
+    from dataclasses import asdict
+
+    return json.dumps({"type": type(event).__name__, **asdict(event)})
+
+
+def event_from_json(line: str) -> Event:
+    """The event a JSON line written by `event_to_json` describes."""
+    import json
+
+    data = json.loads(line)
+    cls = EVENT_TYPES[data.pop("type")]
+    if cls is RunFinished:
+        return RunFinished(_build(RunSummary, data["summary"]))
+    return _build(cls, data)
+
+
+def _build(cls: type, data: dict):
+    from dataclasses import fields
+
+    values = {}
+    for f in fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            values[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**values)

@@ -85,7 +85,8 @@ class Trainer:
 
         self.data = load_task_data(cfg.data)
         self.metric_name = self.data.metric_name
-        self.loader = make_loader(self.data, self.device, cfg.data, self.precision.param_dtype)
+        self.loader = make_loader(self.data, self.device, cfg.data, self.precision.param_dtype,
+                                  target_device=strategy.output_device)
         model = build_model(cfg.model, self.data.n_features, self.data.n_outputs)
         self.parameters = parameter_count(model)
         model = self.precision.prepare_model(model)
@@ -95,7 +96,8 @@ class Trainer:
         self.loss_fn = F.cross_entropy if self.data.task == "classification" else F.mse_loss
 
         world = strategy.world_size
-        self.steps_per_epoch = steps_per_epoch(self.data.train_size, cfg.data.batch_size * cfg.train.accumulate * world,
+        self.micro_batch = cfg.data.batch_size * strategy.replicas  # DataParallel splits one forward's batch
+        self.steps_per_epoch = steps_per_epoch(self.data.train_size, self.micro_batch * cfg.train.accumulate * world,
                                                world)
         if self.steps_per_epoch == 0:
             raise ValueError(f"the training split has {self.data.train_size} samples, fewer than the "
@@ -103,6 +105,7 @@ class Trainer:
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.samples_per_step = self.data.train_size / self.steps_per_epoch
         self.device_name = strategy.describe()
+        self.notes = strategy.notes()
         if self.resume and self.checkpoint_path.exists():
             self._load(load_checkpoint(self.checkpoint_path))
         self.start_step = self.step
@@ -158,8 +161,8 @@ class Trainer:
         while step < total and status == "completed":
             epoch, start = divmod(step, self.steps_per_epoch)
             self.epoch = epoch
-            plan = plan_epoch(self.data.train_size, cfg.train.seed, epoch, cfg.data.batch_size,
-                              cfg.train.accumulate, strategy.world_size, strategy.rank, self.loader_device)
+            plan = plan_epoch(self.data.train_size, cfg.train.seed, epoch, self.micro_batch,
+                              cfg.train.accumulate, strategy.world_size, strategy.rank, self.device)
             for micro_batches in self.loader.steps(plan, start):
                 last = len(micro_batches) - 1
                 step_loss = None
@@ -196,21 +199,25 @@ class Trainer:
                 if step % log_every == 0:
                     self._pending_steps.append(step)
                     self._pending_losses.append(step_loss)
+                stop_now = False
                 if step >= self._next_report:
-                    self._report()
+                    stop_now = self._report()
+                elif not multi:
+                    stop_now = stop.is_set()
                 if eval_every and step % eval_every == 0:
                     self._evaluate()
                 if ckpt_every and step % ckpt_every == 0:
                     self.save_checkpoint()
                 if step >= total:
                     break
-                if stop.is_set():
+                if stop_now:
                     status = "stopped"
                     break
             else:
                 if not eval_every and step < total:
                     self._evaluate()  # end of an epoch
-        self._report()
+        if self._report() and status == "completed" and step < total:
+            status = "stopped"
         if status == "completed" and self._evaluated_at != step:
             self._evaluate()  # the final figures always include a validation of the final weights
         self.train_seconds = time.perf_counter() - self._started
@@ -218,24 +225,48 @@ class Trainer:
             self.tensorboard.close()
         return status
 
-    @property
-    def loader_device(self) -> torch.device:
-        return self.device
-
     # -------------------------------------------------------------- reports
-    def _report(self) -> None:
-        """Read the pending losses in one go, check them, and emit one progress event."""
+    def _report(self) -> bool:
+        """Read the pending losses in one go, check them, emit one progress event; return "stop now".
+
+        With several processes this is the run's one extra collective: a single all-reduce carries
+        the losses, every rank's stop request, and rank 0's choice of the next report step, so all
+        ranks agree on when to report and when to stop without a sync on any other step.
+        """
         now = time.perf_counter()
-        if self._pending_losses:
-            stacked = self.strategy.reduce_mean(torch.stack(self._pending_losses).float())
-            losses = stacked.tolist()
+        strategy = self.strategy
+        window = now - self._report_clock
+        steps_done = self.step - self._report_step
+        # Adapt the reporting period to the step rate: a few reports a second, whatever the rate.
+        report_every = self._report_every
+        if steps_done:
+            report_every = max(1, min(10_000, int(steps_done / REPORTS_PER_SECOND / max(window, 1e-6))))
+        count = len(self._pending_losses)
+        if strategy.world_size > 1:
+            local = [torch.stack(self._pending_losses).float()] if count else []
+            control = torch.tensor([float(self.stop.is_set()), float(report_every if strategy.rank == 0 else 0)],
+                                   device=self.strategy.output_device)
+            combined = strategy.reduce_sum(torch.cat([*[t.to(control.device) for t in local], control]))
+            values = combined.tolist()
+            losses = [v / strategy.world_size for v in values[:count]]
+            stop_now, report_every = values[count] > 0, int(values[count + 1])
         else:
-            losses = []
+            losses = torch.stack(self._pending_losses).float().tolist() if count else []
+            stop_now = self.stop.is_set()
         steps = tuple(self._pending_steps)
         self._pending_steps, self._pending_losses = [], []
-        for s, value in zip(steps, losses):
+        self._report_every = report_every
+        self._next_report = self.step + report_every
+        self._report_clock, self._report_step = now, self.step
+        for i, value in enumerate(losses):
             if not math.isfinite(value):
-                raise Diverged(f"loss became {value} at step {s}")
+                if i:  # the finite losses before it are kept
+                    self._emit_progress(now, steps[:i], losses[:i], steps_done)
+                raise Diverged(f"loss became {value} at step {steps[i]}")
+        self._emit_progress(now, steps, losses, steps_done, window)
+        return stop_now
+
+    def _emit_progress(self, now: float, steps: tuple, losses: list, steps_done: int, window: float = 0.0) -> None:
         if losses:
             self._recent_losses.extend(losses)
             # One step's loss is noisy (the last step of an epoch may hold a single sample): report
@@ -245,14 +276,7 @@ class Trainer:
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
             self._grad_norms = []
-        window = now - self._report_clock
-        steps_done = self.step - self._report_step
         rate = steps_done / window if window > 0 else 0.0
-        # Adapt the reporting period to the step rate: a few reports a second, whatever the rate.
-        if steps_done:
-            self._report_every = max(1, min(10_000, int(self._report_every * (1 / REPORTS_PER_SECOND) / max(window, 1e-6))))
-        self._next_report = self.step + self._report_every
-        self._report_clock, self._report_step = now, self.step
         elapsed = now - self._started
         run_rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total_steps - self.step) / run_rate if run_rate > 0 else float("inf")
@@ -268,9 +292,9 @@ class Trainer:
     @torch.no_grad()
     def _evaluate(self) -> None:
         """Validation loss and the task metric (R^2 or accuracy), over the whole validation split."""
-        if len(self.data.val) == 0:
-            return
-        model = self.strategy.unwrap(self.model)
+        if len(self.data.val) == 0 or not self.strategy.is_main:
+            return  # other ranks go on to the next step; they wait for rank 0 at its next all-reduce
+        model = self.strategy.eval_model(self.model)
         model.eval()
         classification = self.data.task == "classification"
         loss_sum = torch.zeros((), device=self.strategy.output_device)

@@ -1,12 +1,14 @@
 """Strategies: where the model runs and how many copies of it there are. One class each, by name.
 
-The loop only talks to this interface: `setup_model`, `no_sync`, `reduce_mean`, `unwrap`. A new
-strategy is one new class registered in `STRATEGIES`; the loop does not change.
+The loop only talks to this interface (`setup_model`, `no_sync`, `reduce_sum`, `unwrap`,
+`eval_model`, `input_device`, `output_device`, `world_size`, `rank`, `replicas`). A new strategy is
+one new class registered in `STRATEGIES`; the loop does not change.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 from torch import nn
@@ -20,6 +22,8 @@ class Strategy:
     name = "cpu"
     world_size = 1
     rank = 0
+    local_rank = 0
+    replicas = 1  # model copies that split one forward's batch (DataParallel)
 
     def __init__(self, config: RunConfig, device: torch.device):
         self.config = config
@@ -27,8 +31,8 @@ class Strategy:
 
     @property
     def is_main(self) -> bool:
-        """Whether this process writes files and reports (rank 0)."""
-        return self.rank == 0
+        """Whether this process writes the run's files and reports (the first process of its node)."""
+        return self.local_rank == 0
 
     @property
     def input_device(self) -> torch.device:
@@ -40,8 +44,17 @@ class Strategy:
         """Where the model's outputs (and so the targets) live."""
         return self.device
 
+    @property
+    def devices(self) -> tuple[torch.device, ...]:
+        """Every device this process uses."""
+        return (self.device,)
+
     def describe(self) -> str:
         return str(self.device)
+
+    def notes(self) -> tuple[str, ...]:
+        """What the user should know about this choice (shown in the log and the summary)."""
+        return ()
 
     def setup_model(self, model: nn.Module) -> nn.Module:
         """Place (and wrap) the model for this strategy."""
@@ -51,34 +64,37 @@ class Strategy:
         """The plain model under any wrapper, whose state_dict a checkpoint keeps."""
         return model
 
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        """The module to run validation through (no gradient exchange)."""
+        return self.unwrap(model)
+
     def no_sync(self, model: nn.Module):
         """Skip the gradient all-reduce for a non-final micro-batch (a no-op with one process)."""
         return contextlib.nullcontext()
-
-    def reduce_mean(self, values: torch.Tensor) -> torch.Tensor:
-        """Average a tensor over processes (identity with one process)."""
-        return values
 
     def reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
         """Sum a tensor over processes (identity with one process)."""
         return values
 
     def peak_memory_mib(self) -> float | None:
-        """Peak memory of this run on its devices (GPU: torch's peak allocated; CPU: process max RSS)."""
+        """Peak memory of this run (GPU: torch's peak allocated on the first device; CPU: process max RSS)."""
         if self.device.type == "cuda":
-            return torch.cuda.max_memory_allocated(self.device) / 2**20
+            return max(torch.cuda.max_memory_allocated(d) for d in self.devices) / 2**20
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def teardown(self) -> None:
-        """Release what setup took (process groups, workers)."""
+        """Release what setup took (process groups)."""
 
 
 class CpuStrategy(Strategy):
     """The model and every batch on the CPU."""
 
     name = "cpu"
+
+    def notes(self) -> tuple[str, ...]:
+        return (f"CPU with {torch.get_num_threads()} threads",)
 
 
 class SingleGpuStrategy(Strategy):
@@ -90,19 +106,234 @@ class SingleGpuStrategy(Strategy):
         torch.cuda.set_device(self.device)
         return model.to(self.device)
 
+    def notes(self) -> tuple[str, ...]:
+        return (f"GPU {self.device.index}: {torch.cuda.get_device_name(self.device)}; on tiny data "
+                "per-step launch overhead can make a GPU slower than the CPU",)
 
-STRATEGIES: dict[str, type[Strategy]] = {"cpu": CpuStrategy, "single": SingleGpuStrategy}
+
+class DataParallelStrategy(Strategy):
+    """`nn.DataParallel`: one process; each forward's batch scattered over the GPUs from the first one."""
+
+    name = "dp"
+
+    def __init__(self, config: RunConfig, device_ids: tuple[int, ...]):
+        super().__init__(config, torch.device("cuda", device_ids[0]))
+        self.device_ids = device_ids
+        self.replicas = len(device_ids)
+
+    @property
+    def devices(self) -> tuple[torch.device, ...]:
+        return tuple(torch.device("cuda", i) for i in self.device_ids)
+
+    def describe(self) -> str:
+        return f"DataParallel on GPUs {', '.join(map(str, self.device_ids))}"
+
+    def notes(self) -> tuple[str, ...]:
+        return (f"inputs, outputs and the loss live on GPU {self.device_ids[0]}, which holds more memory "
+                "than the others (see the memory panels)",
+                "DataParallel runs one Python thread per GPU and copies the weights every step: "
+                "ddp (one process per GPU) is faster")
+
+    def setup_model(self, model: nn.Module) -> nn.Module:
+        torch.cuda.set_device(self.device)
+        return nn.DataParallel(model.to(self.device), device_ids=list(self.device_ids), output_device=self.device)
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return model.module
+
+
+class DistributedStrategy(Strategy):
+    """`DistributedDataParallel`: this process is one rank of a torchrun job (nccl on GPUs, gloo on CPU)."""
+
+    name = "ddp"
+
+    def __init__(self, config: RunConfig, device: torch.device, rank: int, world_size: int, local_rank: int):
+        super().__init__(config, device)
+        self.rank, self.world_size, self.local_rank = rank, world_size, local_rank
+
+    @classmethod
+    def from_environment(cls, config: RunConfig, use_gpu: bool) -> "DistributedStrategy":
+        """Join the process group torchrun describes in RANK, WORLD_SIZE and LOCAL_RANK."""
+        import torch.distributed as dist
+
+        rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+        if use_gpu:
+            devices = config.strategy.devices
+            index = devices[local] if isinstance(devices, tuple) else local
+            device = torch.device("cuda", index)
+            torch.cuda.set_device(device)
+            dist.init_process_group("nccl", device_id=device)
+        else:
+            device = torch.device("cpu")
+            dist.init_process_group("gloo")
+        return cls(config, device, rank, world, local)
+
+    def describe(self) -> str:
+        where = "GPU" if self.device.type == "cuda" else "CPU process"
+        return f"DDP rank {self.rank}/{self.world_size} ({where} {self.device})"
+
+    def notes(self) -> tuple[str, ...]:
+        notes = [f"DDP over {self.world_size} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}); "
+                 "each optimizer step's samples are split across ranks"]
+        if self.world_size == 1:
+            notes.append("ddp with one process exchanges no gradients: single is the same without the launcher")
+        if self.config.train.accumulate > 1:
+            notes.append("non-final micro-batches run inside no_sync(): gradients are reduced once per step")
+        return tuple(notes)
+
+    def setup_model(self, model: nn.Module) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = model.to(self.device)
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=device_ids)
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return model.module
+
+    def no_sync(self, model: nn.Module):
+        return model.no_sync()
+
+    def reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        dist.all_reduce(values)
+        return values
+
+    def teardown(self) -> None:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class Pipeline(nn.Module):
+    """Consecutive stages of one model on different devices; activations are moved between them."""
+
+    def __init__(self, stages: list[nn.Sequential], devices: list[torch.device]):
+        super().__init__()
+        self.stages = nn.ModuleList(stage.to(device) for stage, device in zip(stages, devices))
+        self.stage_devices = devices
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage, device in zip(self.stages, self.stage_devices):
+            x = stage(x.to(device, non_blocking=True))
+        return x
+
+
+class ModelParallelStrategy(Strategy):
+    """The model's layers cut into consecutive stages on the listed devices (balanced by parameters)."""
+
+    name = "model-parallel"
+
+    def __init__(self, config: RunConfig, stage_devices: list[torch.device]):
+        super().__init__(config, stage_devices[0])
+        self.stage_devices = stage_devices
+        self.plain: nn.Module | None = None
+        self.stage_sizes: list[int] = []
+
+    @property
+    def output_device(self) -> torch.device:
+        return self.stage_devices[-1]
+
+    @property
+    def devices(self) -> tuple[torch.device, ...]:
+        return tuple(dict.fromkeys(self.stage_devices))
+
+    def describe(self) -> str:
+        return f"model parallel: {len(self.stage_devices)} stages on {', '.join(map(str, self.stage_devices))}"
+
+    def notes(self) -> tuple[str, ...]:
+        return (f"layers per stage: {self.stage_sizes}; only one stage computes at a time (no pipelining), "
+                "so this saves memory per device rather than time",)
+
+    def setup_model(self, model: nn.Module) -> nn.Module:
+        if not isinstance(model, nn.Sequential):
+            raise TypeError("model-parallel cuts an nn.Sequential into stages; "
+                            f"this model is a {type(model).__name__}")
+        blocks = layer_blocks(model)
+        split = list(self.config.strategy.split) or balance(blocks, len(self.stage_devices))
+        if sum(split) != len(blocks) or len(split) != len(self.stage_devices):
+            raise ValueError(f"strategy.split = {split}: expected {len(self.stage_devices)} stage sizes adding up to "
+                             f"the model's {len(blocks)} layers")
+        stages, start = [], 0
+        for size in split:
+            stages.append(nn.Sequential(*[m for block in blocks[start:start + size] for m in block]))
+            start += size
+        self.stage_sizes = split
+        self.plain = model
+        return Pipeline(stages, self.stage_devices)
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        # The original nn.Sequential shares its modules with the stages: its state_dict has the plain keys.
+        return self.plain if self.plain is not None else model
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return model
+
+
+def layer_blocks(model: nn.Sequential) -> list[list[nn.Module]]:
+    """Group a Sequential into layers: each module with parameters, with the parameter-free ones after it."""
+    blocks: list[list[nn.Module]] = []
+    for module in model:
+        if any(True for _ in module.parameters()) or not blocks:
+            blocks.append([module])
+        else:
+            blocks[-1].append(module)
+    return blocks
+
+
+def balance(blocks: list[list[nn.Module]], stages: int) -> list[int]:
+    """Layers per stage, contiguous, so that the largest stage holds as few parameters as possible."""
+    sizes = [sum(p.numel() for m in block for p in m.parameters()) for block in blocks]
+    if stages > len(blocks):
+        raise ValueError(f"cannot cut {len(blocks)} layers into {stages} stages")
+    best: tuple[int, list[int]] | None = None
+
+    def search(start: int, left: int, taken: list[int], worst: int) -> None:
+        nonlocal best
+        if best is not None and worst >= best[0]:
+            return
+        if left == 1:
+            total = max(worst, sum(sizes[start:]))
+            if best is None or total < best[0]:
+                best = (total, [*taken, len(sizes) - start])
+            return
+        for end in range(start + 1, len(sizes) - left + 2):
+            search(end, left - 1, [*taken, end - start], max(worst, sum(sizes[start:end])))
+
+    search(0, stages, [], 0)
+    return best[1]
+
+
+STRATEGIES: dict[str, type[Strategy]] = {
+    "cpu": CpuStrategy,
+    "single": SingleGpuStrategy,
+    "dp": DataParallelStrategy,
+    "ddp": DistributedStrategy,
+    "model-parallel": ModelParallelStrategy,
+}
 
 
 def make_strategy(config: RunConfig) -> Strategy:
-    """Build the configured strategy on this process's device."""
-    name = config.strategy.name
-    if name not in STRATEGIES:
-        raise NotImplementedError(f"strategy \"{name}\" is not available in this version")
-    if name == "cpu":
-        device = torch.device("cpu")
-    else:
-        devices = config.strategy.devices
-        index = devices[0] if isinstance(devices, tuple) else 0
-        device = torch.device("cuda", index)
-    return STRATEGIES[name](config, device)
+    """Build the configured strategy for this process (ddp: from torchrun's environment)."""
+    from tui_trainer.config.validate import uses_gpu
+    from tui_trainer.hardware.machine import detect_machine
+
+    s = config.strategy
+    on_gpu = uses_gpu(config, detect_machine()) and torch.cuda.is_available()
+    ids = s.devices if isinstance(s.devices, tuple) else tuple(range(s.devices))
+    if s.name == "cpu":
+        return CpuStrategy(config, torch.device("cpu"))
+    if s.name == "single":
+        return SingleGpuStrategy(config, torch.device("cuda", ids[0]))
+    if s.name == "dp":
+        return DataParallelStrategy(config, ids)
+    if s.name == "ddp":
+        if "RANK" not in os.environ:
+            raise RuntimeError("ddp runs in torchrun worker processes; start it with tui-trainer run or the Runner")
+        return DistributedStrategy.from_environment(config, on_gpu)
+    if s.name == "model-parallel":
+        devices = [torch.device("cuda", i) if on_gpu else torch.device("cpu") for i in ids]
+        return ModelParallelStrategy(config, devices)
+    raise NotImplementedError(f"strategy \"{s.name}\"")

@@ -1,0 +1,193 @@
+"""Multi-device strategies on CPU: DDP through torchrun (one node and two), model parallel, killed workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import ROOT, cli, make_config, run_to_end
+from tui_trainer.runs import RunStore, create_runner
+from tui_trainer.training.checkpoint import load_checkpoint
+from tui_trainer.training.strategies import balance, layer_blocks
+
+# fp32 SGD on a small synthetic regression: K steps, then compare the weights.
+COMMON = ["--set", "data.dataset=synthetic-regression", "--set", "data.samples=400", "--set", "data.features=8",
+          "--set", "optimizer.name=sgd", "--set", "optimizer.lr=0.0001", "--set", "optimizer.momentum=0.5",
+          "--set", "train.max_steps=12", "--set", "model.hidden=[16]"]
+
+
+def worker_pids() -> list[int]:
+    """Processes running our ddp worker module (none may outlive its run)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if b"tui_trainer.training.worker" in cmdline and stat.split(") ")[-1][:1] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+def final_weights(runs_dir: Path) -> dict[str, torch.Tensor]:
+    (run_dir,) = runs_dir.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed", summary
+    return load_checkpoint(run_dir / "checkpoint.pt")["model"]
+
+
+def assert_close(a: dict, b: dict, tol: float = 1e-5) -> None:
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=tol, rtol=0), f"{key}: {(a[key] - b[key]).abs().max()}"
+
+
+@pytest.mark.parametrize("accumulate", [1, 2])
+def test_ddp_on_two_cpu_processes_matches_one_process_with_the_global_batch(tmp_path, accumulate):
+    one = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path / "cpu"), *COMMON,
+              "--set", f"data.batch_size={32 // accumulate}", "--set", f"train.accumulate={accumulate}")
+    assert one.returncode == 0, one.stderr
+    two = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path / "ddp"), *COMMON,
+              "--set", "strategy.name=ddp", "--set", "strategy.devices=2",
+              "--set", f"data.batch_size={16 // accumulate}", "--set", f"train.accumulate={accumulate}")
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "rank 1: completed" in two.stdout
+    assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "ddp"))
+    assert worker_pids() == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multinode_ddp_with_two_node_agents_matches_the_single_node_result(tmp_path):
+    endpoint = f"127.0.0.1:{free_port()}"
+    nodes = []
+    for rank in (0, 1):
+        nodes.append(subprocess.Popen(
+            [sys.executable, "-m", "tui_trainer", "run", "multinode-ddp", "--headless", "--node-rank", str(rank),
+             "--runs-dir", str(tmp_path / f"node{rank}"), "--rdzv-endpoint", endpoint, *COMMON,
+             "--set", "strategy.devices=1", "--set", "strategy.accelerator=cpu", "--set", "train.precision=fp32",
+             "--set", "data.batch_size=16"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [node.communicate(timeout=180)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    single = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path / "cpu"), *COMMON,
+                 "--set", "data.batch_size=32")
+    assert single.returncode == 0
+    reference = final_weights(tmp_path / "cpu")
+    assert_close(reference, final_weights(tmp_path / "node0"))
+    assert_close(reference, final_weights(tmp_path / "node1"))
+    assert worker_pids() == []
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def long_ddp_config(**train):
+    return make_config(name="long", data={"dataset": "diabetes"},
+                       train={"epochs": 100000, "checkpoint_every": 20, **train},
+                       strategy={"name": "ddp", "devices": 2})
+
+
+def rank_pids(run_dir: Path) -> dict[int, int]:
+    out = {}
+    for path in (run_dir / "ranks").glob("rank-*.json"):
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if data["state"] == "training":
+            out[data["rank"]] = data["pid"]
+    return out
+
+
+def test_a_killed_worker_fails_the_run_quickly_and_leaves_no_process(runs_dir):
+    runner = create_runner(long_ddp_config(), RunStore(runs_dir))
+    run_dir = runner.start()
+    pids = wait_for(lambda: (p := rank_pids(run_dir)) and len(p) == 2 and p, 90, "both ranks training")
+    wait_for(lambda: (run_dir / "checkpoint.pt").exists(), 60, "a first checkpoint")
+    killed_at = time.monotonic()
+    os.kill(pids[1], signal.SIGKILL)
+    summary = runner.wait(60)
+    assert summary is not None and summary.status == "failed"
+    assert time.monotonic() - killed_at < 30
+    assert "rank 1" in summary.error and "SIGKILL" in summary.error
+    assert worker_pids() == []
+    assert runner.process.poll() is not None
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    assert state["step"] > 0 and "model" in state
+    ranks = {e.rank: e.state for e in runner.drain() if type(e).__name__ == "RankState"}
+    assert ranks.get(0) in ("training", "failed")
+
+
+def test_a_stop_request_reaches_every_rank_which_checkpoint_and_exit(runs_dir):
+    runner = create_runner(long_ddp_config(), RunStore(runs_dir))
+    run_dir = runner.start()
+    wait_for(lambda: len(rank_pids(run_dir)) == 2, 90, "both ranks training")
+    runner.stop()
+    summary = runner.wait(60)
+    assert summary.status == "stopped"
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step > 0
+    states = {json.loads(p.read_text())["state"] for p in (run_dir / "ranks").glob("rank-*.json")}
+    assert states == {"stopped"}
+    assert worker_pids() == []
+
+
+def test_model_parallel_on_cpu_stages_equals_the_unsplit_model(runs_dir, tmp_path):
+    sections = dict(data={"dataset": "diabetes"}, model={"hidden": [32, 32, 16]},
+                    optimizer={"name": "adam", "lr": 0.01}, train={"epochs": 2})
+    plain, plain_dir, _ = run_to_end(make_config(**sections), tmp_path / "plain")
+    split, split_dir, events = run_to_end(make_config(**sections, strategy={
+        "name": "model-parallel", "devices": 2, "accelerator": "cpu"}), tmp_path / "split")
+    assert split.status == "completed", split.error
+    assert any("layers per stage: [2, 2]" in note for note in split.notes)
+    a = load_checkpoint(plain_dir / "checkpoint.pt")["model"]
+    b = load_checkpoint(split_dir / "checkpoint.pt")["model"]
+    assert a.keys() == b.keys()  # the checkpoint keeps the plain model's keys
+    assert_close(a, b, 1e-6)
+
+
+def test_model_parallel_balances_stages_by_parameter_count():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(10, 400), nn.ReLU(), nn.Linear(400, 400), nn.ReLU(),
+                          nn.Linear(400, 10), nn.ReLU(), nn.Linear(10, 1))
+    blocks = layer_blocks(model)
+    assert [len(b) for b in blocks] == [2, 2, 2, 1]
+    # Layers hold 4.4k, 160.4k, 4.0k and 11 parameters: the big one goes with the small ones after it.
+    assert balance(blocks, 2) == [1, 3]
+    assert balance(blocks, 4) == [1, 1, 1, 1]
+    equal = nn.Sequential(*[nn.Linear(50, 50) for _ in range(6)])
+    assert balance(layer_blocks(equal), 3) == [2, 2, 2]
+
+
+def test_model_parallel_split_must_cover_the_layers(tmp_path):
+    summary, _, _ = run_to_end(make_config(data={"dataset": "diabetes"}, train={"epochs": 1}, strategy={
+        "name": "model-parallel", "devices": 2, "accelerator": "cpu", "split": [1, 1]}), tmp_path)
+    assert summary.status == "failed" and "strategy.split = [1, 1]" in summary.error
+
+
+def test_dp_is_refused_without_gpus_with_a_suggestion():
+    result = cli("run", "dp-fp16", "--headless")
+    assert result.returncode == 2
+    assert 'strategy.name = "dp"' in result.stderr and "no usable GPU" in result.stderr

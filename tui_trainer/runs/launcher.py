@@ -1,0 +1,243 @@
+"""ddp runs: torchrun (`torch.distributed.run`) started as a subprocess group, followed from a thread.
+
+We never write our own distributed layer: torchrun starts one worker per device and handles the
+rendezvous (standalone on one node, c10d across nodes). This thread turns the workers' files into
+the same events a single-process run emits, reports each rank's state, turns a dead worker into a
+`failed` run naming that rank, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from tui_trainer.config import RunConfig
+from tui_trainer.runs.runner import Runner
+from tui_trainer.runs.store import RunStore, read_summary, write_summary
+from tui_trainer.training.events import LogLine, RankState, RunFinished, RunSummary, event_from_json
+from tui_trainer.training.worker import EVENTS_FILE, RANKS_DIR, STOP_FILE
+
+FINAL_STATES = ("completed", "stopped", "failed", "diverged")
+POLL_SECONDS = 0.1
+
+
+class DistributedRunner(Runner):
+    """A Runner whose training happens in torchrun's worker processes."""
+
+    def __init__(self, config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
+                 node_rank: int = 0):
+        super().__init__(config, store, run_dir=run_dir)
+        self.node_rank = node_rank
+        self.process: subprocess.Popen | None = None
+
+    def stop(self) -> None:
+        """Ask every rank to stop: they agree on the step in their next all-reduce and checkpoint there."""
+        super().stop()
+        if self.run_dir is not None and self.run_dir.exists():
+            (self.run_dir / STOP_FILE).touch()
+
+    def torchrun_command(self) -> list[str]:
+        """The launcher line for this node (also printed for users who start other nodes by hand)."""
+        s = self.config.strategy
+        per_node = len(s.devices) if isinstance(s.devices, tuple) else s.devices
+        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}",
+                   "--max-restarts=0", "--monitor-interval=0.2"]
+        if s.nodes == 1:
+            command.append("--standalone")
+        else:
+            command += [f"--nnodes={s.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={s.rdzv_endpoint}",
+                        f"--rdzv-id=tui-trainer-{self.config.name}", f"--node-rank={self.node_rank}",
+                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'}"]
+        command += ["-m", "tui_trainer.training.worker", str(self.run_dir)]
+        if self.resume:
+            command.append("--resume")
+        return command
+
+    def _main(self) -> None:
+        run_dir = self.run_dir
+        previous = read_summary(run_dir) if self.resume else {}
+        started_at = previous.get("started_at") or datetime.now().isoformat(timespec="seconds")
+        write_summary(run_dir, RunSummary(self.run_id, self.config.name, "running", started_at=started_at),
+                      pid=os.getpid())
+        for stale in (run_dir / STOP_FILE, run_dir / EVENTS_FILE):
+            stale.unlink(missing_ok=True)
+        for state_file in (run_dir / RANKS_DIR).glob("rank-*.json"):
+            state_file.unlink()
+        command = self.torchrun_command()
+        self.events.put(LogLine("info", "launch: " + " ".join(command[1:])))
+        env = dict(os.environ)
+        if self.config.train.threads:
+            env["OMP_NUM_THREADS"] = str(self.config.train.threads)
+        env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default with several workers, said explicitly
+        clock = time.perf_counter()
+        with open(run_dir / "torchrun.log", "ab") as log:
+            # Its own session: a Ctrl-C in the terminal reaches us (we stop the ranks cleanly), not the workers.
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                            start_new_session=True, preexec_fn=_die_with_parent)
+            code = self._follow(run_dir)
+        summary = self._finish(run_dir, code, time.perf_counter() - clock, started_at)
+        self.summary = summary
+        self.events.put(RunFinished(summary))
+
+    def _follow(self, run_dir: Path) -> int:
+        """Turn the workers' event file and rank states into events until torchrun exits."""
+        events_path = run_dir / EVENTS_FILE
+        offset = 0
+        rank_states: dict[int, tuple[str, str]] = {}
+        stop_sent = False
+        while True:
+            code = self.process.poll()
+            offset = self._read_events(events_path, offset)
+            for rank, state, detail, _ in read_rank_states(run_dir):
+                if rank_states.get(rank) != (state, detail):
+                    rank_states[rank] = (state, detail)
+                    self.events.put(RankState(rank, state, detail))
+            if self._stop.is_set() and not stop_sent:
+                (run_dir / STOP_FILE).touch()
+                stop_sent = True
+            if code is not None:
+                self._read_events(events_path, offset)
+                return code
+            time.sleep(POLL_SECONDS)
+
+    def _read_events(self, path: Path, offset: int) -> int:
+        if not path.exists():
+            return offset
+        with open(path, "rb") as f:
+            f.seek(offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1  # only whole lines; a half-written one waits for the next poll
+        for line in chunk[:end].splitlines():
+            event = event_from_json(line.decode("utf-8"))
+            if not isinstance(event, RunFinished):
+                self.events.put(event)
+        return offset + end
+
+    def _finish(self, run_dir: Path, code: int, wall: float, started_at: str) -> RunSummary:
+        """Stop every leftover process, then decide how the run ended."""
+        kill_leftovers(self.process, run_dir)
+        written = read_summary(run_dir)
+        states = {rank: (state, detail, when) for rank, state, detail, when in read_rank_states(run_dir)}
+        if code == 0 and written.get("status") in FINAL_STATES:
+            return _summary_from(written)
+        base = written if written.get("status") not in (None, "running") else {}
+        diverged = base.get("status") == "diverged"
+        error = base["error"] if diverged else failure_reason(run_dir, states, code)
+        summary = RunSummary(**{**_summary_fields(base), "run_id": self.run_id, "name": self.config.name,
+                                "status": "diverged" if diverged else "failed", "error": error,
+                                "started_at": started_at,
+                                "finished_at": datetime.now().isoformat(timespec="seconds"),
+                                "wall_s": base.get("wall_s") or wall})
+        write_summary(run_dir, summary)
+        self.events.put(LogLine("error", summary.error))
+        return summary
+
+
+def read_rank_states(run_dir: Path) -> list[tuple[int, str, str, float]]:
+    """Each rank's last recorded (rank, state, detail, time)."""
+    out = []
+    for path in sorted((run_dir / RANKS_DIR).glob("rank-*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        out.append((int(data["rank"]), data["state"], data.get("detail", ""), float(data.get("time", 0))))
+    return out
+
+
+def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], code: int) -> str:
+    """Name the rank that brought the run down, and why: a rank that died first, else the first to fail."""
+    log = (run_dir / "torchrun.log").read_text(encoding="utf-8", errors="replace") if (
+        run_dir / "torchrun.log").exists() else ""
+    exits = {int(r): int(c) for r, c in re.findall(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)", log)}
+    died = sorted(r for r, (state, _, _) in states.items() if state not in FINAL_STATES)
+    for rank in died:
+        exit_code = exits.get(rank)
+        if exit_code is not None and exit_code < 0:
+            return f"rank {rank} was killed by signal {-exit_code} ({_signal_name(-exit_code)})"
+    failed = sorted((when, r, detail) for r, (state, detail, when) in states.items() if state == "failed" and detail)
+    if failed:
+        _, rank, detail = failed[0]
+        return f"rank {rank} failed: {detail[:300]}"
+    if died:
+        return f"rank {died[0]} exited without reporting (torchrun exit code {code}; see torchrun.log)"
+    tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no output"]
+    return f"torchrun exited with code {code}: {tail[0][:200]}"
+
+
+def kill_leftovers(process: subprocess.Popen | None, run_dir: Path) -> None:
+    """End torchrun's session and any worker still alive (SIGTERM, then SIGKILL after 5 s)."""
+    pids = []
+    for path in (run_dir / RANKS_DIR).glob("rank-*.json"):
+        try:
+            pids.append(int(json.loads(path.read_text(encoding="utf-8"))["pid"]))
+        except (OSError, ValueError, KeyError):
+            continue
+    if process is not None and process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+    deadline = time.monotonic() + 5
+    for pid in pids:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def _summary_fields(data: dict) -> dict:
+    from dataclasses import fields
+
+    names = {f.name for f in fields(RunSummary)}
+    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
+
+
+def _summary_from(data: dict) -> RunSummary:
+    return RunSummary(**_summary_fields(data))
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "unknown"
+
+
+def _die_with_parent() -> None:
+    from tui_trainer.training.worker import die_with_parent
+
+    die_with_parent()
