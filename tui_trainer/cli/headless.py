@@ -71,8 +71,10 @@ class _Printer:
                 return EXIT_CODES.get(event.summary.status, 1)
         now = time.monotonic()
         if state.progress is not None and now - self.last_print >= self.every:
-            self.last_line = state.line()
-            self.say(self.last_line)
+            line = state.line()
+            if line != self.last_line:  # a slow step rate does not repeat the same line
+                self.last_line = line
+                self.say(line)
             self.last_print = now
         return None
 

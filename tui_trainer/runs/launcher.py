@@ -71,7 +71,12 @@ class DistributedRunner(Runner):
         for state_file in (run_dir / RANKS_DIR).glob("rank-*.json"):
             state_file.unlink()
         command = self.torchrun_command()
-        self.events.put(LogLine("info", "launch: " + " ".join(command[1:])))
+        self.events.put(LogLine("info", "launch: " + " ".join(["python", *command[1:]])))
+        s = self.config.strategy
+        if s.nodes > 1 and self.node_rank == 0:
+            for rank in range(1, s.nodes):
+                self.events.put(LogLine("info", f"on node {rank} run: tui-trainer run {self.config.source} --headless "
+                                                f"--node-rank {rank} --rdzv-endpoint {s.rdzv_endpoint}"))
         env = dict(os.environ)
         if self.config.train.threads:
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)

@@ -263,7 +263,8 @@ class Trainer:
                 if i:  # the finite losses before it are kept
                     self._emit_progress(now, steps[:i], losses[:i], steps_done)
                 raise Diverged(f"loss became {value} at step {steps[i]}")
-        self._emit_progress(now, steps, losses, steps_done, window)
+        if steps or steps_done:
+            self._emit_progress(now, steps, losses, steps_done, window)
         return stop_now
 
     def _emit_progress(self, now: float, steps: tuple, losses: list, steps_done: int, window: float = 0.0) -> None:
