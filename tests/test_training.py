@@ -193,3 +193,32 @@ def test_stop_request_ends_the_run_with_a_checkpoint(runs_dir):
     summary = runner.wait(30)
     assert summary.status == "stopped" and 0 < summary.step < summary.total_steps
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step
+
+
+def test_tensorboard_receives_train_and_val_curves(runs_dir):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = make_config(data={"dataset": "diabetes"}, train={"epochs": 3}, logging={"tensorboard": True})
+    summary, run_dir, _ = run_to_end(config, runs_dir)
+    assert summary.status == "completed"
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    train = events.Scalars("loss/train")
+    assert [e.step for e in train] == list(range(1, summary.step + 1))
+    assert [e.step for e in events.Scalars("loss/val")] == [12, 24, 36]
+    assert events.Scalars("metric/r2")[-1].value == pytest.approx(summary.metric, abs=1e-5)
+
+
+def test_gradient_clipping_logs_the_norm_and_the_lr_schedule_is_followed(runs_dir):
+    config = make_config(data={"dataset": "diabetes"}, optimizer={"lr": 0.01},
+                         schedule={"name": "cosine", "warmup_steps": 10, "min_lr_ratio": 0.1},
+                         train={"epochs": 5, "grad_clip": 1.0})
+    summary, run_dir, _ = run_to_end(config, runs_dir)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    with_lr = [r for r in rows if "lr" in r]
+    assert with_lr and all("grad_norm" in r and r["grad_norm"] > 0 for r in with_lr)
+    assert with_lr[-1]["step"] == 60
+    # The 60th step (index 59) is 49/50 of the way from the end of warm-up to the floor of 0.1 x lr.
+    import math
+
+    assert with_lr[-1]["lr"] == pytest.approx(0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * 49 / 50)), rel=1e-9)
