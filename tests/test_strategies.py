@@ -191,3 +191,16 @@ def test_dp_is_refused_without_gpus_with_a_suggestion():
     result = cli("run", "dp-fp16", "--headless")
     assert result.returncode == 2
     assert 'strategy.name = "dp"' in result.stderr and "no usable GPU" in result.stderr
+
+
+def test_hybrid_two_replicas_of_two_cpu_stages_match_one_process(tmp_path):
+    one = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path / "cpu"), *COMMON,
+              "--set", "model.hidden=[16,16,8]", "--set", "data.batch_size=32")
+    assert one.returncode == 0, one.stderr
+    hybrid = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path / "hybrid"), *COMMON,
+                 "--set", "model.hidden=[16,16,8]", "--set", "strategy.name=hybrid", "--set", "strategy.devices=4",
+                 "--set", "strategy.stages=2", "--set", "strategy.accelerator=cpu", "--set", "data.batch_size=16")
+    assert hybrid.returncode == 0, hybrid.stdout + hybrid.stderr
+    assert "layers per stage: [2, 2]" in hybrid.stdout and "DDP over 2 processes" in hybrid.stdout
+    assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "hybrid"))
+    assert worker_pids() == []

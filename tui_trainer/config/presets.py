@@ -183,15 +183,18 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if isinstance(s.devices, tuple) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
         out.append(("strategy.devices", list(s.devices), "expected distinct GPU ids (only model-parallel may "
                     "put two stages on one GPU)"))
-    if s.nodes > 1 and s.name != "ddp":
-        out.append(("strategy.nodes", s.nodes, "several nodes need strategy.name = \"ddp\""))
+    if s.nodes > 1 and s.name not in ("ddp", "hybrid"):
+        out.append(("strategy.nodes", s.nodes, "several nodes need strategy.name = \"ddp\" (or \"hybrid\")"))
+    if s.name == "hybrid" and (len(s.devices) if isinstance(s.devices, tuple) else s.devices) % s.stages:
+        out.append(("strategy.devices", _plain(s.devices), f"hybrid needs a multiple of strategy.stages = {s.stages} "
+                    "devices: each replica holds one model cut into that many stages"))
     if s.nodes > 1 and not _is_endpoint(s.rdzv_endpoint):
         out.append(("strategy.rdzv_endpoint", s.rdzv_endpoint,
                     "multi-node ddp needs the rendezvous address as \"host:port\", e.g. \"10.0.0.1:29500\""))
     if s.rdzv_endpoint and not _is_endpoint(s.rdzv_endpoint):
         out.append(("strategy.rdzv_endpoint", s.rdzv_endpoint, "expected \"host:port\", e.g. \"10.0.0.1:29500\""))
-    if s.split and s.name != "model-parallel":
-        out.append(("strategy.split", list(s.split), "only used by strategy.name = \"model-parallel\""))
+    if s.split and s.name not in ("model-parallel", "hybrid"):
+        out.append(("strategy.split", list(s.split), "only used by strategy.name = \"model-parallel\" or \"hybrid\""))
     if config.data.loader == "device" and config.data.num_workers:
         out.append(("data.num_workers", config.data.num_workers,
                     "the device loader uses no workers; set data.loader = \"dataloader\" or num_workers = 0"))

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 
 PRECISIONS = ("fp32", "tf32", "fp16-mixed", "bf16-mixed", "bf16-true")
-STRATEGIES = ("cpu", "single", "dp", "ddp", "model-parallel")
+STRATEGIES = ("cpu", "single", "dp", "ddp", "model-parallel", "hybrid")
+MULTI_PROCESS = ("ddp", "hybrid")
 BUILTIN_DATASETS = (
     "diabetes",
     "digits",
@@ -107,8 +108,10 @@ class StrategyConfig:
     accelerator: str = opt("auto", "str", "auto: GPUs when the machine has them, else CPU", choices=("auto", "cpu", "gpu"))
     nodes: int = opt(1, "int", "machines taking part (ddp)", minimum=1)
     rdzv_endpoint: str = opt("", "str", "host:port of the c10d rendezvous (multi-node ddp)")
-    split: tuple = opt((), "int_list", "model-parallel: layers per stage (empty = balance by parameters)",
+    split: tuple = opt((), "int_list", "model-parallel, hybrid: layers per stage (empty = balance by parameters)",
                        minimum=1)
+    stages: int = opt(2, "int", "hybrid: model-parallel stages per replica (devices = replicas x stages)",
+                      minimum=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,8 @@ class RunConfig:
         """Processes (ddp) or model replicas (dp) that share one optimizer step's batch."""
         if self.strategy.name == "ddp":
             return device_count(self.strategy.devices) * self.strategy.nodes
+        if self.strategy.name == "hybrid":
+            return device_count(self.strategy.devices) // self.strategy.stages * self.strategy.nodes
         return 1
 
     @property

@@ -12,7 +12,7 @@ def uses_gpu(config: RunConfig, machine: Machine) -> bool:
     s = config.strategy
     if s.name == "cpu" or s.accelerator == "cpu":
         return False
-    if s.name == "ddp" and s.accelerator == "auto":
+    if s.name in ("ddp", "hybrid") and s.accelerator == "auto":
         return machine.has_gpu or isinstance(s.devices, tuple)
     return True
 
@@ -41,10 +41,10 @@ def validate_for_machine(config: RunConfig, machine: Machine | None = None) -> l
     s, precision = config.strategy, config.train.precision
     on_gpu = uses_gpu(config, machine)
     if on_gpu and not machine.has_gpu:
-        if s.name == "ddp" and s.accelerator == "gpu":
+        if s.name in ("ddp", "hybrid") and s.accelerator == "gpu":
             problem("strategy.accelerator", s.accelerator, f"{machine.describe_gpus()}; choose \"cpu\" or \"auto\" "
                     "(ddp then runs CPU processes with gloo)")
-        elif s.name == "ddp":
+        elif s.name in ("ddp", "hybrid"):
             problem("strategy.devices", list(s.devices), f"{machine.describe_gpus()}; for CPU processes give a "
                     f"count, e.g. strategy.devices = {len(s.devices)}")
         else:
@@ -72,7 +72,7 @@ def validate_for_machine(config: RunConfig, machine: Machine | None = None) -> l
             problem("train.precision", precision, f"GPU {g.index} ({g.name}, compute capability "
                     f"{g.capability[0]}.{g.capability[1]}) has no {precision.split('-')[0]} support (needs 8.0+); "
                     "choose fp16-mixed or fp32")
-    if s.name == "ddp" and not on_gpu and device_count(s.devices) > max(machine.cpu_count, 1) * 4:
+    if s.name in ("ddp", "hybrid") and not on_gpu and device_count(s.devices) > max(machine.cpu_count, 1) * 4:
         problem("strategy.devices", s.devices, f"{s.devices} CPU processes on {machine.cpu_count} cores would thrash; "
                 f"choose at most {machine.cpu_count}")
     return problems

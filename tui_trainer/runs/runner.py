@@ -171,7 +171,7 @@ def _peak(trainer) -> float | None:
 def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
                   node_rank: int = 0) -> Runner:
     """The right runner for a config: torchrun workers for ddp, a background thread otherwise."""
-    if config.strategy.name == "ddp":
+    if config.strategy.name in ("ddp", "hybrid"):
         from tui_trainer.runs.launcher import DistributedRunner
 
         return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank)

@@ -306,12 +306,65 @@ def balance(blocks: list[list[nn.Module]], stages: int) -> list[int]:
     return best[1]
 
 
+class HybridStrategy(DistributedStrategy):
+    """Model-parallel stages, each replica data-parallel: DDP over processes that each hold a Pipeline."""
+
+    name = "hybrid"
+
+    @classmethod
+    def from_environment(cls, config: RunConfig, use_gpu: bool) -> "HybridStrategy":
+        """Join torchrun's process group; this rank's stages take its share of `strategy.devices`."""
+        import torch.distributed as dist
+
+        rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+        stages = config.strategy.stages
+        if use_gpu:
+            devices = config.strategy.devices
+            ids = devices if isinstance(devices, tuple) else tuple(range(devices))
+            stage_devices = [torch.device("cuda", i) for i in ids[local * stages:(local + 1) * stages]]
+            torch.cuda.set_device(stage_devices[0])
+            dist.init_process_group("nccl")
+        else:
+            stage_devices = [torch.device("cpu")] * stages
+            dist.init_process_group("gloo")
+        strategy = cls(config, stage_devices[0], rank, world, local)
+        strategy.pipeline = ModelParallelStrategy(config, stage_devices)
+        return strategy
+
+    @property
+    def output_device(self) -> torch.device:
+        return self.pipeline.output_device
+
+    @property
+    def devices(self) -> tuple[torch.device, ...]:
+        return self.pipeline.devices
+
+    def describe(self) -> str:
+        return f"hybrid rank {self.rank}/{self.world_size}: {self.pipeline.describe()}"
+
+    def notes(self) -> tuple[str, ...]:
+        return (*super().notes(), *self.pipeline.notes())
+
+    def setup_model(self, model: nn.Module) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # A module spread over several devices is wrapped with device_ids=None: DDP then leaves placement alone.
+        return DistributedDataParallel(self.pipeline.setup_model(model), device_ids=None)
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return self.pipeline.unwrap(model.module)
+
+    def eval_model(self, model: nn.Module) -> nn.Module:
+        return model.module
+
+
 STRATEGIES: dict[str, type[Strategy]] = {
     "cpu": CpuStrategy,
     "single": SingleGpuStrategy,
     "dp": DataParallelStrategy,
     "ddp": DistributedStrategy,
     "model-parallel": ModelParallelStrategy,
+    "hybrid": HybridStrategy,
 }
 
 
@@ -329,10 +382,10 @@ def make_strategy(config: RunConfig) -> Strategy:
         return SingleGpuStrategy(config, torch.device("cuda", ids[0]))
     if s.name == "dp":
         return DataParallelStrategy(config, ids)
-    if s.name == "ddp":
+    if s.name in ("ddp", "hybrid"):
         if "RANK" not in os.environ:
-            raise RuntimeError("ddp runs in torchrun worker processes; start it with tui-trainer run or the Runner")
-        return DistributedStrategy.from_environment(config, on_gpu)
+            raise RuntimeError(f"{s.name} runs in torchrun worker processes; start it with tui-trainer run or the Runner")
+        return STRATEGIES[s.name].from_environment(config, on_gpu)
     if s.name == "model-parallel":
         devices = [torch.device("cuda", i) if on_gpu else torch.device("cpu") for i in ids]
         return ModelParallelStrategy(config, devices)

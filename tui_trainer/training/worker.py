@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     from tui_trainer.runs.runner import execute
     from tui_trainer.runs.store import load_run_config
     from tui_trainer.training.events import event_to_json
-    from tui_trainer.training.strategies import DistributedStrategy
+    from tui_trainer.training.strategies import DistributedStrategy, HybridStrategy
 
     try:
         config = load_run_config(run_dir)
@@ -81,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(config.train.threads)
         import torch
 
-        strategy = DistributedStrategy.from_environment(config, uses_gpu(config, detect_machine())
-                                                        and torch.cuda.is_available())
+        use_gpu = uses_gpu(config, detect_machine()) and torch.cuda.is_available()
+        kind = HybridStrategy if config.strategy.name == "hybrid" else DistributedStrategy
+        strategy = kind.from_environment(config, use_gpu)
     except Exception as exc:
         write_rank_state(run_dir, rank, "failed", f"{type(exc).__name__}: {exc}")
         return 1
