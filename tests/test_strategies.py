@@ -204,3 +204,26 @@ def test_hybrid_two_replicas_of_two_cpu_stages_match_one_process(tmp_path):
     assert "layers per stage: [2, 2]" in hybrid.stdout and "DDP over 2 processes" in hybrid.stdout
     assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "hybrid"))
     assert worker_pids() == []
+
+
+def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cleanly(tmp_path):
+    config = make_config(data={"dataset": "diabetes"}, model={"dropout": 0.1}, train={"epochs": 3})
+    thread = create_runner(config, RunStore(tmp_path / "thread"))
+    process = create_runner(config, RunStore(tmp_path / "process"), isolated=True)
+    assert type(process).__name__ == "ProcessRunner"
+    dirs = [thread.start(), process.start()]
+    summaries = [thread.wait(120), process.wait(120)]
+    assert [s.status for s in summaries] == ["completed", "completed"]
+    assert_close(*[load_checkpoint(d / "checkpoint.pt")["model"] for d in dirs], tol=0.0)
+    kinds = {type(e).__name__ for e in process.drain()}
+    assert {"RunStarted", "TrainProgress", "EvalResult", "RunFinished"} <= kinds and "RankState" not in kinds
+
+    long = create_runner(make_config(data={"dataset": "diabetes"}, train={"epochs": 100000}),
+                         RunStore(tmp_path / "long"), isolated=True)
+    run_dir = long.start()
+    wait_for(lambda: (run_dir / "metrics.jsonl").exists() and (run_dir / "metrics.jsonl").stat().st_size, 60,
+             "training to start")
+    long.stop()
+    summary = long.wait(60)
+    assert summary.status == "stopped" and load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step
+    assert worker_pids() == []

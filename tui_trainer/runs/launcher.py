@@ -1,9 +1,11 @@
-"""ddp runs: torchrun (`torch.distributed.run`) started as a subprocess group, followed from a thread.
+"""Runs in worker processes, followed from a thread: ddp through torchrun, and app-launched runs.
 
-We never write our own distributed layer: torchrun starts one worker per device and handles the
-rendezvous (standalone on one node, c10d across nodes). This thread turns the workers' files into
-the same events a single-process run emits, reports each rank's state, turns a dead worker into a
-`failed` run naming that rank, and leaves no process behind.
+We never write our own distributed layer: for ddp, torchrun (`torch.distributed.run`) starts one
+worker per device and handles the rendezvous (standalone on one node, c10d across nodes). The app
+runs every other strategy in one worker process too, so that drawing the screen never competes with
+the training loop for the GIL. Either way this thread turns the workers' files into the same events
+a thread-run emits, reports each rank's state, turns a dead worker into a `failed` run naming that
+rank, and leaves no process behind.
 """
 
 from __future__ import annotations
@@ -26,10 +28,13 @@ from tui_trainer.training.worker import EVENTS_FILE, RANKS_DIR, STOP_FILE
 
 FINAL_STATES = ("completed", "stopped", "failed", "diverged")
 POLL_SECONDS = 0.1
+WORKER_LOG = "worker.log"  # the worker's (and torchrun's) own output
 
 
-class DistributedRunner(Runner):
-    """A Runner whose training happens in torchrun's worker processes."""
+class ProcessRunner(Runner):
+    """A Runner whose training happens in a worker process (`python -m tui_trainer.training.worker`)."""
+
+    distributed = False
 
     def __init__(self, config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
                  node_rank: int = 0):
@@ -38,28 +43,20 @@ class DistributedRunner(Runner):
         self.process: subprocess.Popen | None = None
 
     def stop(self) -> None:
-        """Ask every rank to stop: they agree on the step in their next all-reduce and checkpoint there."""
+        """Ask the worker(s) to stop; ddp ranks agree on the step in their next all-reduce and checkpoint there."""
         super().stop()
         if self.run_dir is not None and self.run_dir.exists():
             (self.run_dir / STOP_FILE).touch()
 
-    def torchrun_command(self) -> list[str]:
-        """The launcher line for this node (also printed for users who start other nodes by hand)."""
-        s = self.config.strategy
-        per_node = (len(s.devices) if isinstance(s.devices, tuple) else s.devices) // (
-            s.stages if s.name == "hybrid" else 1)
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}",
-                   "--max-restarts=0", "--monitor-interval=0.2"]
-        if s.nodes == 1:
-            command.append("--standalone")
-        else:
-            command += [f"--nnodes={s.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={s.rdzv_endpoint}",
-                        f"--rdzv-id=tui-trainer-{self.config.name}", f"--node-rank={self.node_rank}",
-                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'}"]
-        command += ["-m", "tui_trainer.training.worker", str(self.run_dir)]
-        if self.resume:
-            command.append("--resume")
-        return command
+    def command(self) -> list[str]:
+        """The worker's command line."""
+        return [sys.executable, "-m", "tui_trainer.training.worker", str(self.run_dir),
+                *(["--resume"] if self.resume else [])]
+
+    def launch_notes(self, command: list[str]) -> list[str]:
+        """Lines for the run's log before the worker starts."""
+        return []
+
 
     def _main(self) -> None:
         run_dir = self.run_dir
@@ -71,19 +68,16 @@ class DistributedRunner(Runner):
             stale.unlink(missing_ok=True)
         for state_file in (run_dir / RANKS_DIR).glob("rank-*.json"):
             state_file.unlink()
-        command = self.torchrun_command()
-        self.events.put(LogLine("info", "launch: " + " ".join(["python", *command[1:]])))
-        s = self.config.strategy
-        if s.nodes > 1 and self.node_rank == 0:
-            for rank in range(1, s.nodes):
-                self.events.put(LogLine("info", f"on node {rank} run: tui-trainer run {self.config.source} --headless "
-                                                f"--node-rank {rank} --rdzv-endpoint {s.rdzv_endpoint}"))
+        command = self.command()
+        for note in self.launch_notes(command):
+            self.events.put(LogLine("info", note))
         env = dict(os.environ)
         if self.config.train.threads:
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)
-        env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default with several workers, said explicitly
+        elif self.distributed:
+            env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default with several workers, said explicitly
         clock = time.perf_counter()
-        with open(run_dir / "torchrun.log", "ab") as log:
+        with open(run_dir / WORKER_LOG, "ab") as log:
             # Its own session: a Ctrl-C in the terminal reaches us (we stop the ranks cleanly), not the workers.
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                             start_new_session=True, preexec_fn=_die_with_parent)
@@ -101,7 +95,7 @@ class DistributedRunner(Runner):
         while True:
             code = self.process.poll()
             offset = self._read_events(events_path, offset)
-            for rank, state, detail, _ in read_rank_states(run_dir):
+            for rank, state, detail, _ in read_rank_states(run_dir) if self.distributed else ():
                 if rank_states.get(rank) != (state, detail):
                     rank_states[rank] = (state, detail)
                     self.events.put(RankState(rank, state, detail))
@@ -146,6 +140,38 @@ class DistributedRunner(Runner):
         return summary
 
 
+class DistributedRunner(ProcessRunner):
+    """A Runner whose training happens in torchrun's worker processes (ddp, hybrid)."""
+
+    distributed = True
+
+    def command(self) -> list[str]:
+        """The launcher line for this node (also printed for users who start other nodes by hand)."""
+        s = self.config.strategy
+        per_node = (len(s.devices) if isinstance(s.devices, tuple) else s.devices) // (
+            s.stages if s.name == "hybrid" else 1)
+        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}",
+                   "--max-restarts=0", "--monitor-interval=0.2"]
+        if s.nodes == 1:
+            command.append("--standalone")
+        else:
+            command += [f"--nnodes={s.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={s.rdzv_endpoint}",
+                        f"--rdzv-id=tui-trainer-{self.config.name}", f"--node-rank={self.node_rank}",
+                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'}"]
+        command += ["-m", "tui_trainer.training.worker", str(self.run_dir)]
+        if self.resume:
+            command.append("--resume")
+        return command
+
+    def launch_notes(self, command: list[str]) -> list[str]:
+        notes = ["launch: " + " ".join(["python", *command[1:]])]
+        s = self.config.strategy
+        if s.nodes > 1 and self.node_rank == 0:
+            notes += [f"on node {rank} run: tui-trainer run {self.config.source} --headless --node-rank {rank} "
+                      f"--rdzv-endpoint {s.rdzv_endpoint}" for rank in range(1, s.nodes)]
+        return notes
+
+
 def read_rank_states(run_dir: Path) -> list[tuple[int, str, str, float]]:
     """Each rank's last recorded (rank, state, detail, time)."""
     out = []
@@ -160,8 +186,8 @@ def read_rank_states(run_dir: Path) -> list[tuple[int, str, str, float]]:
 
 def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], code: int) -> str:
     """Name the rank that brought the run down, and why: a rank that died first, else the first to fail."""
-    log = (run_dir / "torchrun.log").read_text(encoding="utf-8", errors="replace") if (
-        run_dir / "torchrun.log").exists() else ""
+    log = (run_dir / WORKER_LOG).read_text(encoding="utf-8", errors="replace") if (
+        run_dir / WORKER_LOG).exists() else ""
     exits = {int(r): int(c) for r, c in re.findall(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)", log)}
     died = sorted(r for r, (state, _, _) in states.items() if state not in FINAL_STATES)
     for rank in died:
@@ -173,9 +199,9 @@ def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], cod
         _, rank, detail = failed[0]
         return f"rank {rank} failed: {detail[:300]}"
     if died:
-        return f"rank {died[0]} exited without reporting (torchrun exit code {code}; see torchrun.log)"
+        return f"rank {died[0]} exited without reporting (exit code {code}; see {WORKER_LOG})"
     tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no output"]
-    return f"torchrun exited with code {code}: {tail[0][:200]}"
+    return f"the worker exited with code {code}: {tail[0][:200]}"
 
 
 def kill_leftovers(process: subprocess.Popen | None, run_dir: Path) -> None:

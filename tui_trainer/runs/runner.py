@@ -36,10 +36,11 @@ class Runner:
         self._thread: threading.Thread | None = None
 
     @staticmethod
-    def resume_run(run_dir: str | Path, store: RunStore | None = None) -> "Runner":
+    def resume_run(run_dir: str | Path, store: RunStore | None = None, *, isolated: bool = False) -> "Runner":
         """A runner that continues a stopped run in its own directory to its planned end."""
         run_dir = Path(run_dir)
-        return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir)
+        return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir,
+                             isolated=isolated)
 
     @property
     def run_id(self) -> str:
@@ -169,10 +170,15 @@ def _peak(trainer) -> float | None:
 
 
 def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
-                  node_rank: int = 0) -> Runner:
-    """The right runner for a config: torchrun workers for ddp, a background thread otherwise."""
+                  node_rank: int = 0, isolated: bool = False) -> Runner:
+    """The right runner for a config: torchrun workers for ddp and hybrid; else a background thread,
+    or (`isolated`, as the app asks) one worker process, so that no UI work shares the training's GIL."""
     if config.strategy.name in ("ddp", "hybrid"):
         from tui_trainer.runs.launcher import DistributedRunner
 
         return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank)
+    if isolated:
+        from tui_trainer.runs.launcher import ProcessRunner
+
+        return ProcessRunner(config, store, run_dir=run_dir)
     return Runner(config, store, run_dir=run_dir)

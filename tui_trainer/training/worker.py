@@ -1,6 +1,7 @@
-"""One rank of a ddp run: the program torchrun starts in each worker process.
+"""A run's worker process: one rank of a ddp run (started by torchrun), or a whole run the app started.
 
     python -m torch.distributed.run ... -m tui_trainer.training.worker RUN_DIR [--resume]
+    python -m tui_trainer.training.worker RUN_DIR [--resume]
 
 It trains through the same `execute` as a single-process run. The first process of each node writes
 the run's files and its events (as JSON lines, to RUN_DIR/events.jsonl, which the launching process
@@ -81,23 +82,25 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(config.train.threads)
         import torch
 
-        use_gpu = uses_gpu(config, detect_machine()) and torch.cuda.is_available()
-        kind = HybridStrategy if config.strategy.name == "hybrid" else DistributedStrategy
-        strategy = kind.from_environment(config, use_gpu)
+        strategy = None  # one process: execute() builds the configured strategy
+        if "RANK" in os.environ:
+            use_gpu = uses_gpu(config, detect_machine()) and torch.cuda.is_available()
+            kind = HybridStrategy if config.strategy.name == "hybrid" else DistributedStrategy
+            strategy = kind.from_environment(config, use_gpu)
     except Exception as exc:
         write_rank_state(run_dir, rank, "failed", f"{type(exc).__name__}: {exc}")
         return 1
 
     stop = threading.Event()
     threading.Thread(target=watch_for_stop, args=(run_dir, stop), daemon=True).start()
-    events = open(run_dir / EVENTS_FILE, "a", encoding="utf-8") if strategy.is_main else None
+    events = open(run_dir / EVENTS_FILE, "a", encoding="utf-8") if strategy is None or strategy.is_main else None
 
     def emit(event) -> None:
         if events is not None:
             events.write(event_to_json(event) + "\n")
             events.flush()
 
-    write_rank_state(run_dir, rank, "training", strategy.describe())
+    write_rank_state(run_dir, rank, "training", strategy.describe() if strategy else "")
     summary = execute(config, run_dir, emit, stop, resume=args.resume, strategy=strategy)
     write_rank_state(run_dir, rank, summary.status, summary.error)
     if events is not None:
