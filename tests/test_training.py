@@ -222,3 +222,14 @@ def test_gradient_clipping_logs_the_norm_and_the_lr_schedule_is_followed(runs_di
     import math
 
     assert with_lr[-1]["lr"] == pytest.approx(0.001 + 0.009 * 0.5 * (1 + math.cos(math.pi * 49 / 50)), rel=1e-9)
+
+
+def test_events_survive_the_trip_through_a_worker_event_file():
+    from tui_trainer.training.events import (RunFinished, RunSummary, TrainProgress, event_from_json,
+                                             event_to_json)
+
+    progress = TrainProgress(10, 1, (9, 10), (0.5, 0.25), 1e-3, 1234.5, 2.0, float("inf"), None, 1024.0, 2,
+                             ((0, 100.0, 128.0, 110.0), (1, 50.0, 64.0, 60.0)))
+    finished = RunFinished(RunSummary("id", "name", "stopped", step=10, notes=("a", "b")))
+    assert event_from_json(event_to_json(progress)) == progress
+    assert event_from_json(event_to_json(finished)) == finished

@@ -41,7 +41,9 @@ class TrainProgress:
     grad_norm: float | None = None
     scaler_scale: float | None = None
     skipped_steps: int = 0
-    memory_mib: float | None = None
+    # Per CUDA device of the training process: (torch index, allocated, reserved, peak allocated) in MiB.
+    # The app shows these in its memory panels: the training may run in another process than the app.
+    device_memory: tuple[tuple[int, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,10 @@ def event_from_json(line: str) -> Event:
     return _build(cls, data)
 
 
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
 def _build(cls: type, data: dict):
     from dataclasses import fields
 
@@ -145,5 +151,5 @@ def _build(cls: type, data: dict):
     for f in fields(cls):
         if f.name in data:
             value = data[f.name]
-            values[f.name] = tuple(value) if isinstance(value, list) else value
+            values[f.name] = _tuples(value)
     return cls(**values)

@@ -281,7 +281,10 @@ class Trainer:
         elapsed = now - self._started
         run_rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total_steps - self.step) / run_rate if run_rate > 0 else float("inf")
-        memory = torch.cuda.memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None
+        memory = tuple(
+            (d.index, torch.cuda.memory_allocated(d) / 2**20, torch.cuda.memory_reserved(d) / 2**20,
+             torch.cuda.max_memory_allocated(d) / 2**20)  # host-side counters: no device sync
+            for d in self.strategy.devices if d.type == "cuda")
         event = TrainProgress(self.step, self.epoch, steps, tuple(losses), self.optimizer.param_groups[0]["lr"],
                               rate * self.samples_per_step, elapsed, eta, grad_norm,
                               self.scaler.get_scale() if self.scaler else None, self.skipped_steps, memory)
