@@ -122,8 +122,10 @@ def cmd_run(args, presets_dir: Path) -> int:
         return 2
     from tui_trainer.runs import RunStore, create_runner
 
-    runner = create_runner(config, RunStore(args.runs_dir), node_rank=args.node_rank)
-    if not args.headless and sys.stdout.isatty() and sys.stdin.isatty():
+    in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
+    # The app trains in a worker process (isolated) so drawing never slows the loop.
+    runner = create_runner(config, RunStore(args.runs_dir), node_rank=args.node_rank, isolated=in_app)
+    if in_app:
         from tui_trainer.ui.app import run_app
 
         return run_app(presets_dir=presets_dir, runs_dir=Path(args.runs_dir), runner=runner)
@@ -149,13 +151,14 @@ def cmd_resume(args) -> int:
     if not (run_dir / "checkpoint.pt").exists():
         print(f"error: {run_dir}: no checkpoint.pt to resume from (status {status})", file=sys.stderr)
         return 2
+    in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     try:
-        runner = Runner.resume_run(run_dir)
+        runner = Runner.resume_run(run_dir, isolated=in_app)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    if not args.headless and sys.stdout.isatty() and sys.stdin.isatty():
+    if in_app:
         from tui_trainer.ui.app import run_app
 
         return run_app(presets_dir=default_presets_dir(), runs_dir=run_dir.parent, runner=runner)

@@ -1,0 +1,505 @@
+"""The app, driven by keys through Textual's Pilot: real presets, real runs, real files.
+
+The only fake is NVML (tests/fake_nvml.py): "no GPU" for the CPU flows, two scripted A100s for the
+GPU panels. Every wait polls for a condition a user would see, with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pynvml
+import pytest
+
+from tests.conftest import PRESETS, ROOT, make_config
+from tests.fake_nvml import FakeNvml
+from tui_trainer.config import Machine, VisibleGpu, load_config
+from tui_trainer.hardware import GpuSampler
+from tui_trainer.runs import Runner, RunStore
+from tui_trainer.ui.app import TrainerApp
+from tui_trainer.ui.live_run import LiveRun
+from tui_trainer.ui.run_state import RunState, Series
+from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
+from tui_trainer.ui.screens.help import HelpScreen
+from tui_trainer.ui.screens.launch import LaunchScreen
+from tui_trainer.ui.screens.run_dashboard import RunDashboard
+from tui_trainer.ui.screens.run_detail import RunDetailScreen
+from tui_trainer.ui.screens.runs import RunsScreen
+from tui_trainer.ui.widgets.gpu_list import GpuList
+from tui_trainer.ui.widgets.gpu_panel import GpuPanel
+from tui_trainer.ui.widgets.options_pane import OptionsPane
+from tui_trainer.ui.widgets.preset_list import PresetList
+from tui_trainer.ui.widgets.runs_table import RunsTable
+from tui_trainer.ui.widgets.spark_plot import BARS, SparkPlot, plot_rows
+
+CPU_MACHINE = Machine((), 2, "no NVIDIA GPU detected: NVML library not found")
+TWO_GPUS = Machine((VisibleGpu(0, "NVIDIA A100-SXM4-40GB", (8, 0), 40960),
+                    VisibleGpu(1, "NVIDIA A100-SXM4-40GB", (8, 0), 40960)), 2, "")
+
+
+def no_gpu_sampler() -> GpuSampler:
+    return GpuSampler(interval=0.2, backend=FakeNvml([], init_error=pynvml.NVMLError_LibraryNotFound()))
+
+
+@pytest.fixture
+def presets_dir(tmp_path: Path) -> Path:
+    """A copy of the shipped presets (saving a preset writes here, not into the repository)."""
+    target = tmp_path / "presets"
+    shutil.copytree(PRESETS, target)
+    return target
+
+
+_apps: list[TrainerApp] = []
+
+
+def make_app(presets_dir: Path, runs_dir: Path, machine: Machine = CPU_MACHINE, sampler=None) -> TrainerApp:
+    app = TrainerApp(presets_dir, runs_dir, machine=machine, sampler=sampler or no_gpu_sampler())
+    _apps.append(app)
+    return app
+
+
+@pytest.fixture(autouse=True)
+def no_run_outlives_its_test():
+    """A failed test must not leave a training thread running into the next one."""
+    yield
+    while _apps:
+        app = _apps.pop()
+        for live in app.live.values():
+            if live.runner.is_running():
+                live.runner.stop()
+                live.runner.wait(60)
+
+
+async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
+    """Let the app run until `condition()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def tab_to(pilot, widget_id: str) -> None:
+    """Press tab until the widget with this id has the focus (as a user would)."""
+    for _ in range(20):
+        if pilot.app.focused is not None and pilot.app.focused.id == widget_id:
+            return
+        await pilot.press("tab")
+    raise AssertionError(f"tab never reached #{widget_id}")
+
+
+async def choose(pilot, select_id: str, value: str) -> None:
+    """Open a choice list with enter, move to `value` with the arrow keys, pick it with enter."""
+    await tab_to(pilot, select_id)
+    select = pilot.app.screen.query_one(f"#{select_id}")
+    values = [v for _, v in select._options]
+    await pilot.press("enter")
+    steps = values.index(value) - values.index(select.value)
+    await pilot.press(*(["down"] * steps if steps > 0 else ["up"] * -steps))
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: select.value == value, f"{select_id} = {value}", 5)
+
+
+async def type_number(pilot, input_id: str, text: str) -> None:
+    await tab_to(pilot, input_id)
+    await pilot.press("end", "ctrl+u", *text)
+
+
+def pane(app) -> OptionsPane:
+    return app.screen.query_one(OptionsPane)
+
+
+# ------------------------------------------------------------------ launch screen
+async def test_launch_screen_shows_cpu_only_presets_and_focuses_the_default(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+        gpus = app.screen.query_one(GpuList)
+        assert "no NVIDIA GPU detected - CPU only (NVML library not found)" in str(gpus.render())
+        presets = app.screen.query_one(PresetList)
+        assert app.focused is presets
+        assert presets.current.name == "cpu-quick"
+        assert [e.name for e in presets.entries] == sorted(p.stem for p in presets_dir.glob("*.toml"))
+        # GPU presets are listed with their reason, not hidden
+        dp = next(e for e in presets.entries if e.name == "dp-fp16")
+        assert not dp.valid
+        prompt = str(presets.get_option_at_index(presets.entries.index(dp)).prompt)
+        assert "✗ dp-fp16" in prompt and "no usable GPU" in prompt
+        assert pane(app).evaluated.runnable
+        assert "effective batch 32" in str(pane(app).query_one("#effective").render())
+
+
+async def test_preset_picked_by_keys_loads_its_options(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        names = [e.name for e in presets.entries]
+        await pilot.press("j", "j")
+        assert presets.current.name == names[2]
+        assert pane(app).entry.name == names[2]
+        await pilot.press("k")
+        chosen = presets.current
+        assert chosen.name == names[1]
+        assert pane(app).query_one("#precision").value == chosen.config.train.precision
+        assert pane(app).query_one("#accumulate").value == str(chosen.config.train.accumulate)
+
+
+async def test_changing_precision_and_accumulation_revalidates_at_once(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = pane(app)
+        # the choices this machine cannot run are marked with the reason
+        labels = {v: str(label) for label, v in options.query_one("#precision")._options}
+        assert "✗" in labels["fp16-mixed"] and "needs a CUDA GPU" in labels["fp16-mixed"]
+        assert "✗" in labels["tf32"]
+        assert "✗" not in labels["bf16-mixed"]
+
+        await choose(pilot, "precision", "fp16-mixed")
+        assert not options.evaluated.runnable
+        problems = str(options.query_one("#problems").render())
+        assert "train.precision = \"fp16-mixed\"" in problems and "needs a CUDA GPU" in problems
+        assert options.query_one("#row-precision").has_class("-invalid")
+        await pilot.press("enter")  # opens the list again: enter on a choice is not "start"
+        await pilot.press("escape")
+        await pilot.press("escape")  # back to the presets
+        await pilot.press("enter")  # start: refused, the run does not begin
+        await pilot.pause()
+        assert isinstance(app.screen, LaunchScreen)
+        assert not runs_dir.exists() or not any(runs_dir.iterdir())
+
+        await choose(pilot, "precision", "bf16-mixed")
+        assert options.evaluated.runnable
+        await type_number(pilot, "accumulate", "4")
+        await wait_for(pilot, lambda: options.evaluated.config is not None
+                       and options.evaluated.config.train.accumulate == 4, "accumulate 4")
+        assert options.evaluated.config.effective_batch == 128
+        assert "effective batch 128" in str(options.query_one("#effective").render())
+
+        await type_number(pilot, "accumulate", "0")
+        await wait_for(pilot, lambda: "accumulate" in options.evaluated.keys, "an accumulate error")
+        assert "train.accumulate = 0: expected a value >= 1" in str(options.query_one("#problems").render())
+        assert options.query_one("#row-accumulate").has_class("-invalid")
+
+
+async def test_ctrl_s_saves_the_edited_options_as_a_preset(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_number(pilot, "accumulate", "2")
+        await wait_for(pilot, lambda: pane(app).evaluated.config.train.accumulate == 2, "accumulate 2")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.query("#name"), "the name prompt")
+        await pilot.press("enter")  # the suggested name
+        saved = presets_dir / "cpu-quick-edited.toml"
+        await wait_for(pilot, saved.exists, "the preset file")
+        config = load_config(saved)
+        assert config.train.accumulate == 2 and config.data.batch_size == 32
+        await wait_for(pilot, lambda: app.screen.query_one(PresetList).current.name == "cpu-quick-edited",
+                       "the new preset highlighted")
+
+
+# ------------------------------------------------------------------ a run, end to end
+async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        # the default preset, made long enough to watch (and stop) from the keyboard
+        await type_number(pilot, "max_steps", "200000")
+        await wait_for(pilot, lambda: pane(app).evaluated.config.train.max_steps == 200000, "max steps")
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        dashboard = app.screen
+        live = dashboard.live
+        plot = dashboard.query_one("#train-loss").query_one(SparkPlot)
+        await wait_for(pilot, lambda: len(plot.values) > 0, "the first losses")
+        first = live.state.train_loss.count
+        await wait_for(pilot, lambda: live.state.train_loss.count > first + 50, "more losses")
+        assert len(plot.values) > 1
+        assert any(ch in "".join(plot_rows(plot.values, 40, 3)) for ch in BARS)
+        assert "running" in str(dashboard.query_one("#progress").render())
+        await pilot.resize_terminal(140, 45)  # a resize keeps the layout sane: the plot takes the room
+        await wait_for(pilot, lambda: plot.size.width > 100, "the plot to widen")
+        await pilot.resize_terminal(80, 24)
+        await wait_for(pilot, lambda: plot.size.width <= 80 and plot.size.height >= 1, "the plot to narrow")
+        assert dashboard.query_one("#log").region.bottom <= 23  # above the footer
+
+        await pilot.press("x")
+        await wait_for(pilot, lambda: live.state.status == "stopped", "status stopped")
+        stopped_at = live.state.step
+        summary = json.loads((live.run_dir / "summary.json").read_text())
+        assert summary["status"] == "stopped" and summary["step"] == stopped_at
+        assert (live.run_dir / "checkpoint.pt").exists()
+        assert "stopped at step" in "\n".join(text for _, text in live.state.log)
+
+        await pilot.press("r")  # resume continues from the checkpoint, in the same run directory
+        await wait_for(pilot, lambda: live.state.status == "running" and live.state.step > stopped_at,
+                       "the resumed run to train")
+        assert live.state.started.start_step == stopped_at
+        await pilot.press("x")
+        await wait_for(pilot, lambda: live.state.status == "stopped", "stopped again")
+
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        record = table.records[live.run_id]
+        assert record.status == "stopped"
+        assert str(table.get_cell(live.run_id, "status")) == "stopped"
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_number(pilot, "epochs", "100000")
+        await pilot.press("enter")  # enter in an option field starts too
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        await wait_for(pilot, lambda: live.state.train_loss.count > 0, "training")
+        await pilot.press("escape")  # back: the run continues in the background
+        count = live.state.train_loss.count
+        await wait_for(pilot, lambda: live.state.train_loss.count > count, "background training")
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question")
+        await pilot.press("n")
+        await pilot.pause()
+        assert live.runner.is_running()
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question again")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.return_code is not None, "the app to exit", timeout=60)
+    assert app.return_code == 0
+    assert not live.runner.is_running()
+    summary = json.loads((live.run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    assert (live.run_dir / "checkpoint.pt").exists()
+    lines = (live.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["step"] <= summary["step"]
+
+
+async def test_a_failing_run_is_shown_not_crashing_the_app(presets_dir, runs_dir):
+    (presets_dir / "broken.toml").write_text(
+        'description = "a model that cannot be built"\n[model]\nname = "tests.user_parts:broken_model"\n')
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        await pilot.press(*["down"] * [e.name for e in presets.entries].index("broken"))
+        assert presets.current.name == "broken"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        await wait_for(pilot, lambda: live.state.status == "failed", "the run to fail")
+        log = "\n".join(text for _, text in live.state.log)
+        assert "this model cannot be built" in log
+        await pilot.pause(0.3)
+        assert "failed" in str(app.screen.query_one("#progress").render())
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+async def test_app_opened_with_a_runner_starts_it_on_its_dashboard(presets_dir, runs_dir):
+    """`tui-trainer run PRESET` in a terminal: the app opens on the run, and escape leads to the presets."""
+    config = make_config("given", train={"max_steps": 100_000})
+    runner = Runner(config, RunStore(runs_dir))
+    app = TrainerApp(presets_dir, runs_dir, runner, machine=CPU_MACHINE, sampler=no_gpu_sampler())
+    _apps.append(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        assert live.runner is runner
+        await wait_for(pilot, lambda: live.state.train_loss.count > 0, "training")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: live.state.status == "stopped", "stopped")
+        stopped_at = live.state.step
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+    # `tui-trainer resume RUN_DIR`: the dashboard shows the earlier curve, then continues from the checkpoint
+    resumed = Runner.resume_run(runner.run_dir)
+    app = TrainerApp(presets_dir, runs_dir, resumed, machine=CPU_MACHINE, sampler=no_gpu_sampler())
+    _apps.append(app)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        await wait_for(pilot, lambda: live.state.started is not None, "the resumed run to start")
+        assert live.state.started.start_step == stopped_at
+        assert live.state.train_loss.count >= stopped_at  # the earlier curve, read from metrics.jsonl
+        await wait_for(pilot, lambda: live.state.step > stopped_at, "training past the checkpoint")
+        await pilot.press("q", "y")
+        await wait_for(pilot, lambda: app.return_code is not None, "the exit")
+    assert json.loads((runner.run_dir / "summary.json").read_text())["status"] == "stopped"
+
+
+# ------------------------------------------------------------------ runs, detail, compare
+def finished_run(runs_dir: Path, name: str, lr: float) -> Path:
+    config = make_config(name, train={"max_steps": 40, "eval_every": 10}, optimizer={"lr": lr})
+    runner = Runner(config, RunStore(runs_dir))
+    run_dir = runner.start()
+    assert runner.wait(120) is not None
+    return run_dir
+
+
+async def test_runs_open_a_curve_and_compare_two_side_by_side(presets_dir, runs_dir):
+    a = finished_run(runs_dir, "slow", 1e-3)
+    b = finished_run(runs_dir, "fast", 1e-2)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        runs = app.screen
+        table = runs.query_one(RunsTable)
+        assert set(table.records) == {a.name, b.name}
+        assert all(r.status == "completed" for r in table.records.values())
+
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and app.screen.curves is not None,
+                       "the run's curve")
+        detail = app.screen
+        assert len(detail.curves.losses) == 40
+        assert len(detail.query_one("#train-plot", SparkPlot).values) == 40
+        assert "completed" in str(detail.query_one("#figures").render())
+        await pilot.press("escape")
+        assert app.screen is runs
+
+        await pilot.press("space", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.curves is not None,
+                       "the comparison")
+        compare = app.screen
+        shown = {str(compare.query_one(f"#figures-{s}").render()).split("\n")[0] for s in "ab"}
+        assert shown == {a.name, b.name}
+        left, right = (compare.query_one(f"#curves-{s}").query_one("#train-plot", SparkPlot) for s in "ab")
+        assert left.bounds == right.bounds is not None  # the same scale on both sides
+        await pilot.press("escape", "escape", "q")
+    assert app.return_code == 0
+
+
+# ------------------------------------------------------------------ GPU panels (fake NVML)
+async def test_gpu_list_and_dashboard_panels_with_fake_nvml(presets_dir, runs_dir):
+    sampler = GpuSampler(interval=0.1, backend=FakeNvml.with_gpus(2))
+    app = make_app(presets_dir, runs_dir, machine=TWO_GPUS, sampler=sampler)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: len(app.machine_view.gpus) == 2, "two GPU samples")
+        await pilot.pause(0.2)
+        text = str(app.screen.query_one(GpuList).render())
+        assert "GPU 0" in text and "GPU 1" in text and "A100" in text and "55°C" in text
+        assert "no NVIDIA GPU" not in text
+        # on a GPU machine, device ids are picked with space
+        presets = app.screen.query_one(PresetList)
+        await pilot.press(*["down"] * [e.name for e in presets.entries].index("dp-fp16"))
+        options = pane(app)
+        assert options.entry.name == "dp-fp16" and options.evaluated.runnable
+        ids = options.query_one("#gpu-ids")
+        assert sorted(ids.selected) == [0, 1]
+        await tab_to(pilot, "gpu-ids")
+        await pilot.press("space")  # GPU 0 off: DataParallel on one GPU is refused at once
+        await wait_for(pilot, lambda: sorted(ids.selected) == [1], "GPU 0 unpicked")
+        assert options.query_one("#devices").value == "[1]"  # GPU id 1, not a count
+        assert "needs at least 2 GPUs" in str(options.query_one("#problems").render())
+        await pilot.press("space")
+        await wait_for(pilot, lambda: options.evaluated.runnable, "GPU 0 picked again")
+        assert options.evaluated.config.strategy.devices == (0, 1)
+
+        config = load_config(presets_dir / "dp-fp16.toml")
+        live = LiveRun(Runner(config, RunStore(runs_dir)), RunStore(runs_dir))  # shown, never started
+        app.open_dashboard(live)
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard) and app.screen.query(GpuPanel),
+                       "the dashboard")
+        panels = list(app.screen.query(GpuPanel))
+        assert [p.index for p in panels] == [0, 1]
+        await wait_for(pilot, lambda: all(p.sample is not None for p in panels), "panel samples")
+        body = str(panels[1].query_one("Static").render())
+        assert "GPU 1" in body and "2.0 GiB/40.0 GiB" in body and "util 50%" in body and "250/400 W" in body
+        await wait_for(pilot, lambda: len(panels[0].query_one(SparkPlot).values) >= 2, "a memory sparkline")
+        await pilot.press("escape", "q")
+    assert app.return_code == 0
+
+
+# ------------------------------------------------------------------ small parts
+def test_series_spans_the_whole_run_in_bounded_points():
+    series = Series(capacity=100)
+    series.extend(float(i) for i in range(10_000))
+    points = series.snapshot()
+    assert len(points) <= 100
+    assert points[0] < 100 and points[-1] > 9_800  # first and last steps both represented
+    assert series.count == 10_000 and series.min == 0.0 and series.last == 9_999.0
+
+
+def test_run_state_keeps_a_bounded_log():
+    state = RunState("r", "n")
+    for i in range(2_000):
+        state.note("info", f"line {i}")
+    assert len(state.log) == 500 and state.log[-1] == ("info", "line 1999")
+    assert state.log_since(1_998) == [("info", "line 1998"), ("info", "line 1999")]
+
+
+async def test_help_and_layout_survive_80x24_and_resizes(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        for selector in ("#gpus", "#presets", "#options", "Footer"):
+            region = screen.query_one(selector).region
+            assert region.width > 0 and region.height > 0 and region.bottom <= 24 and region.right <= 80
+        for size in ((160, 50), (60, 20), (80, 24)):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            assert screen.query_one("#presets").region.height > 0
+            assert screen.query_one(OptionsPane).region.right <= size[0]
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen)
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+def test_first_frame_is_drawn_before_torch_is_imported(tmp_path):
+    """In a fresh interpreter: the launch screen is up and torch is not loaded yet."""
+    script = f"""
+import asyncio, sys
+sys.path.insert(0, {str(ROOT)!r})
+from tests.test_ui import make_app
+from pathlib import Path
+
+async def main():
+    app = make_app(Path({str(PRESETS)!r}), Path({str(tmp_path / 'runs')!r}))
+    async with app.run_test(size=(80, 24)) as pilot:
+        while app.first_frame_s is None:
+            await pilot.pause(0.01)
+        print("torch_at_first_frame", app.torch_loaded_at_first_frame, "first_frame_s", round(app.first_frame_s, 3))
+        await pilot.press("q")
+
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "torch_at_first_frame False" in result.stdout, result.stdout
+
+
+def test_gpu_panel_shows_the_runs_own_torch_memory_from_its_events():
+    # The run trains in worker processes: its allocator figures reach the panel through progress events.
+    from tui_trainer.hardware import GpuSample
+    from tui_trainer.ui.widgets.gpu_panel import gpu_lines
+
+    sample = GpuSample(0, 2, "H100", 0.0, memory_used_mib=30_000, memory_total_mib=80_000, utilization_gpu=97,
+                       temperature_c=61, power_w=500.0, power_limit_w=700.0)
+    text = gpu_lines(sample, 0, 60, (1024.0, 2048.0, 1536.0)).plain
+    assert "GPU 0 H100" in text and "97%" in text and "61°C" in text
+    assert "torch alloc 1.0 GiB rsvd 2.0 GiB peak 1.5 GiB" in text
+    assert "torch: n/a" in gpu_lines(sample, 0, 60).plain

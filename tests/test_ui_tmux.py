@@ -1,0 +1,203 @@
+"""The real `tui-trainer` command in a real terminal (tmux, 80x24), driven by keys as over SSH.
+
+Each test runs its own tmux server (`tmux -L NAME`), killed in a `finally`, so nothing outlives it.
+tmux is installed with apt-get where missing; the tests skip, saying why, only if that is impossible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+BARS = "▁▂▃▄▅▆▇█"
+STEP = re.compile(r"step ([\d,]+)/1,200")
+
+
+def tmux_binary() -> str:
+    """tmux's path, installing it with apt-get when missing; skip (with the reason) if that fails."""
+    found = shutil.which("tmux")
+    if found:
+        return found
+    reason = "tmux is not installed"
+    if shutil.which("apt-get"):
+        try:
+            subprocess.run(["apt-get", "install", "-y", "tmux"], capture_output=True, timeout=300, check=True)
+        except (subprocess.SubprocessError, OSError) as exc:
+            reason = f"tmux is missing and apt-get install -y tmux failed: {exc}"
+    found = shutil.which("tmux")
+    if not found:
+        print(f"skipping: {reason}")
+        pytest.skip(reason)
+    return found
+
+
+class Terminal:
+    """A tmux server of our own with one 80x24 session running a command."""
+
+    def __init__(self, name: str, command: str, width: int = 80, height: int = 24):
+        self.tmux = tmux_binary()
+        self.name = name
+        self.started = time.monotonic()
+        self._run("new-session", "-d", "-x", str(width), "-y", str(height), "-s", name, command)
+        self.socket = self._run("display-message", "-p", "#{socket_path}").strip()
+
+    def _run(self, *args: str) -> str:
+        return subprocess.run([self.tmux, "-L", self.name, *args], capture_output=True, text=True,
+                              timeout=10).stdout
+
+    def screen(self) -> str:
+        return self._run("capture-pane", "-p", "-t", self.name)
+
+    def keys(self, *keys: str) -> None:
+        self._run("send-keys", "-t", self.name, *keys)
+
+    def wait_for(self, condition, what: str, timeout: float = 60.0, every: float = 0.02) -> str:
+        """Poll the screen until `condition(text)` holds; return that screen."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if condition(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{text}")
+            time.sleep(every)
+
+    def close(self) -> None:
+        """Kill our tmux server (and so the app, with SIGHUP) and remove its socket file."""
+        subprocess.run([self.tmux, "-L", self.name, "kill-server"], capture_output=True, timeout=10)
+        if self.socket:
+            Path(self.socket).unlink(missing_ok=True)
+
+
+def app_command(runs_dir: Path, exit_file: Path, env: str) -> str:
+    """The shell line a user types (plus recording the exit code)."""
+    binary = shutil.which("tui-trainer")
+    launcher = binary if binary else f"{sys.executable} -m tui_trainer"
+    return f"cd {ROOT} && env LANG=C.UTF-8 {env} {launcher} --runs-dir {runs_dir}; echo $? > {exit_file}"
+
+
+def no_process_left(runs_dir: Path, timeout: float = 10.0) -> bool:
+    """Whether every process started for this runs directory is gone."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for p in psutil.process_iter(["cmdline"]):
+            try:
+                if str(runs_dir) in " ".join(p.info["cmdline"] or ()):
+                    alive.append(p)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def launch_screen_shown(text: str) -> bool:
+    return "cpu-quick" in text and ("no NVIDIA GPU detected" in text or "GPU 0" in text) and "Quit" in text
+
+
+def test_default_preset_in_tmux_80x24_shows_sparklines_and_quits(tmp_path):
+    runs_dir, exit_file = tmp_path / "runs", tmp_path / "exit-code"
+    term = Terminal(f"tui-trainer-test-{os.getpid()}",
+                    app_command(runs_dir, exit_file, "TERM=xterm-256color"))
+    try:
+        term.wait_for(launch_screen_shown, "the launch screen")
+        first_frame = time.monotonic() - term.started
+        print(f"launch screen visible {first_frame:.2f}s after the command started")
+
+        term.keys("Enter")  # the default preset is highlighted: enter alone starts it
+        steps: list[int] = []
+
+        def sparkline_and_growing_steps(text: str) -> bool:
+            match = STEP.search(text)
+            if match:
+                step = int(match.group(1).replace(",", ""))
+                if not steps or step != steps[-1]:
+                    steps.append(step)
+            return any(bar in text for bar in BARS) and len(steps) >= 3 and steps[-1] > steps[0]
+
+        screen = term.wait_for(sparkline_and_growing_steps, "sparkline characters and a growing step count")
+        assert "train loss" in screen and "CPU" in screen
+        assert steps == sorted(steps), steps
+
+        term.keys("q")
+        text = term.wait_for(lambda t: "y/n" in t or exit_file.exists(), "the quit question or the exit")
+        if "y/n" in text and not exit_file.exists():  # the run was still going: confirm, it stops cleanly
+            term.keys("y")
+        deadline = time.monotonic() + 60
+        while not exit_file.exists() or not exit_file.read_text().strip():
+            assert time.monotonic() < deadline, "the app did not exit"
+            time.sleep(0.05)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        term.close()
+    assert no_process_left(runs_dir), "a process of the test outlived it"
+    run_dirs = [p for p in runs_dir.iterdir() if p.is_dir()]
+    assert len(run_dirs) == 1
+    run_dir = run_dirs[0]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] in ("completed", "stopped"), summary
+    assert summary["step"] >= steps[-1] - 1
+    assert (run_dir / "checkpoint.pt").exists() and (run_dir / "config.toml").exists()
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert rows and max(r["step"] for r in rows) == summary["step"]
+
+
+@pytest.mark.parametrize("env", ["TERM=linux NO_COLOR=1", "TERM=linux"])
+def test_launch_screen_in_a_16_colour_terminal_and_without_colour(tmp_path, env):
+    runs_dir, exit_file = tmp_path / "runs", tmp_path / "exit-code"
+    term = Terminal(f"tui-trainer-test-{os.getpid()}-{len(env)}", app_command(runs_dir, exit_file, env))
+    try:
+        screen = term.wait_for(launch_screen_shown, f"the launch screen with {env}")
+        assert "effective batch 32" in screen
+        term.keys("?")
+        term.wait_for(lambda t: "Run dashboard" in t, "the help")
+        term.keys("Escape")
+        term.wait_for(lambda t: "Run dashboard" not in t and "cpu-quick" in t, "the help closed")
+        term.keys("q")
+        deadline = time.monotonic() + 30
+        while not exit_file.exists() or not exit_file.read_text().strip():
+            assert time.monotonic() < deadline, "the app did not exit"
+            time.sleep(0.05)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        term.close()
+    assert no_process_left(runs_dir)
+
+
+def test_a_dropped_connection_stops_the_run_cleanly(tmp_path):
+    """Closing the terminal (SIGHUP, as when SSH drops) mid-run: the run stops with its checkpoint written."""
+    runs_dir, exit_file, presets = tmp_path / "runs", tmp_path / "exit-code", tmp_path / "presets"
+    presets.mkdir()
+    (presets / "long.toml").write_text('description = "cpu-quick, but long"\n[train]\nmax_steps = 1000000\n')
+    command = app_command(runs_dir, exit_file, "TERM=xterm-256color").replace(
+        f"--runs-dir {runs_dir}", f"--runs-dir {runs_dir} --presets-dir {presets}")
+    term = Terminal(f"tui-trainer-test-{os.getpid()}-hup", command)
+    try:
+        term.wait_for(lambda t: "long" in t and "Quit" in t, "the launch screen")
+        term.keys("Enter")
+        term.wait_for(lambda t: re.search(r"step [1-9][\d,]*/1,000,000", t) is not None, "training")
+    finally:
+        term.close()  # the terminal goes away under the running app
+    summary_path = next(runs_dir.iterdir()) / "summary.json"
+    deadline = time.monotonic() + 60
+    while json.loads(summary_path.read_text()).get("status") == "running":
+        assert time.monotonic() < deadline, "the run was not stopped after the hang-up"
+        time.sleep(0.1)
+    summary = json.loads(summary_path.read_text())
+    assert summary["status"] == "stopped", summary
+    assert (summary_path.parent / "checkpoint.pt").exists()
+    assert no_process_left(runs_dir)

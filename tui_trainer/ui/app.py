@@ -1,0 +1,286 @@
+"""The Textual app: follows runs in the background, samples the machine, and hosts the screens.
+
+The app owns the runs it started (`live`): a 10 Hz timer drains every runner's event queue into its
+RunState and tells the current screen; a run keeps going when its dashboard is closed. The GPU
+sampler has its own thread; a 1 Hz timer copies its latest readings. Nothing here imports torch:
+it is warmed up in a thread after the first frame, so the launch screen appears at once and a
+run then starts without the import pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from tui_trainer.config import Machine
+from tui_trainer.runs import Runner, RunStore, read_curves
+from tui_trainer.runs.metrics import METRICS_NAME
+from tui_trainer.ui.live_run import LiveRun
+from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
+from tui_trainer.ui.monitor import MachineView, ProcessProbe
+from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
+from tui_trainer.ui.screens.help import HelpScreen
+from tui_trainer.ui.screens.launch import LaunchScreen
+from tui_trainer.ui.screens.run_dashboard import RunDashboard
+from tui_trainer.ui.screens.runs import RunsScreen
+
+EVENT_INTERVAL = 0.1  # seconds between event drains (and so at most 10 draws a second)
+MACHINE_INTERVAL = 1.0  # seconds between GPU/process readings shown
+
+
+class TrainerApp(App[int]):
+    """tui-trainer's app. `runner` (not started) opens straight on its dashboard."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tui-trainer"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS = [
+        Binding("q", "request_quit", "Quit"),
+        Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
+        Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
+        Binding("question_mark", "help", "Help", key_display="?"),
+    ]
+
+    def __init__(self, presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *,
+                 machine: Machine | None = None, sampler=None):
+        super().__init__()
+        self.presets_dir = Path(presets_dir)
+        self.store = RunStore(runs_dir)
+        self.initial_runner = runner
+        if machine is None:
+            from tui_trainer.hardware import detect_machine
+
+            machine = detect_machine()
+        self.machine = machine
+        self.sampler = sampler
+        self.machine_view = MachineView()
+        self.probe: ProcessProbe | None = None
+        self.live: dict[str, LiveRun] = {}
+        self.quitting = False
+        self._exiting = False
+        self._signals: tuple[int, ...] = ()
+        self.first_frame_s: float | None = None
+        self.torch_loaded_at_first_frame: bool | None = None
+        self.torch_ready = False
+        self._created = time.perf_counter()
+
+    # ------------------------------------------------------------------ start
+    def on_mount(self) -> None:
+        self._handle_hangup()
+        self.push_screen(LaunchScreen(self.presets_dir, self.machine))
+        self.set_interval(EVENT_INTERVAL, self.pump_runs)
+        self.set_interval(MACHINE_INTERVAL, self.sample_machine)
+        self.call_after_refresh(self._after_first_frame)
+        if self.initial_runner is not None:
+            runner, self.initial_runner = self.initial_runner, None
+            live = LiveRun(runner, self.store)
+            if runner.resume:
+                self._resume_live(live)
+            else:
+                self._start_live(live)
+
+    def _handle_hangup(self) -> None:
+        """A dropped SSH connection (SIGHUP) or a `kill` (SIGTERM) stops the runs cleanly before exiting."""
+        try:
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, self.stop_runs_and_exit, True)
+            loop.add_signal_handler(signal.SIGTERM, self.stop_runs_and_exit)
+            self._signals = (signal.SIGHUP, signal.SIGTERM)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal here
+            pass
+
+    def _after_first_frame(self) -> None:
+        self.first_frame_s = time.perf_counter() - self._created
+        self.torch_loaded_at_first_frame = "torch" in sys.modules
+        self.start_sampler()
+        self.warm_up_torch()
+
+    @work(thread=True, exit_on_error=False, group="warm-up")
+    def warm_up_torch(self) -> None:
+        """Import torch in the background so that starting a run does not wait for it."""
+        import torch  # noqa: F401
+
+        self.torch_ready = True
+
+    @work(thread=True, exit_on_error=False, group="sampler")
+    def start_sampler(self) -> None:
+        """Start the GPU sampler thread and the process probe (the NVML inventory read can take a second)."""
+        if self.sampler is None:
+            from tui_trainer.hardware import GpuSampler
+
+            self.sampler = GpuSampler(interval=MACHINE_INTERVAL, history=120)
+        self.sampler.start()
+        self.probe = ProcessProbe()
+
+    def sample_machine(self) -> None:
+        """Copy the newest readings (the sampler thread took them; this never calls NVML)."""
+        gpus = self.sampler.latest() if self.sampler is not None else ()
+        process = self.probe.sample() if self.probe is not None else None
+        self.machine_view.update(gpus, process)
+        self.screen.post_message(MachineSampled())
+
+    # ------------------------------------------------------------------- runs
+    def pump_runs(self) -> None:
+        """Drain every followed run's events (never blocks) and tell the current screen what changed."""
+        for live in list(self.live.values()):
+            was_ended = live.state.ended
+            try:
+                changed = live.pump()
+            except Exception as exc:  # a bad event must not take the app (or the other runs) down
+                live.state.note("error", f"could not read the run's events: {type(exc).__name__}: {exc}")
+                changed = True
+            if not changed:
+                continue
+            self.screen.post_message(RunUpdated(live.run_id))
+            if live.state.ended and not was_ended:
+                status = live.state.status
+                self.screen.post_message(RunEnded(live.run_id, status))
+                viewing = isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id
+                if not viewing:
+                    severity = "error" if status in ("failed", "diverged") else "information"
+                    self.notify(f"run {live.run_id}: {status}", severity=severity)
+
+    def start_run(self, config) -> LiveRun | None:
+        """Start a new run of a config in the background and open its dashboard."""
+        try:
+            live = LiveRun.new(config, self.store)
+        except Exception as exc:
+            self.notify(f"cannot start: {exc}", severity="error")
+            return None
+        return self._start_live(live)
+
+    def _start_live(self, live: LiveRun) -> LiveRun | None:
+        try:
+            live.start()
+        except Exception as exc:  # e.g. the runs directory cannot be created
+            self.notify(f"cannot start the run: {type(exc).__name__}: {exc}", severity="error", timeout=8)
+            return None
+        self.live[live.run_id] = live
+        self.open_dashboard(live)
+        return live
+
+    def resume_run(self, run_dir: Path) -> None:
+        """Continue a stopped run (from the runs screen): its dashboard opens with its earlier curve."""
+        live = self.live.get(Path(run_dir).name)
+        if live is not None:
+            ok, why = live.can_resume()
+            if not ok:
+                self.notify(f"cannot resume: {why}", severity="warning")
+                return
+            live.resume()
+            self.open_dashboard(live)
+            return
+        if not (Path(run_dir) / "checkpoint.pt").exists():
+            self.notify("cannot resume: the run has no checkpoint", severity="warning")
+            return
+        try:
+            runner = Runner.resume_run(run_dir, self.store, isolated=True)
+        except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
+            self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
+            return
+        self._resume_live(LiveRun(runner, self.store))
+
+    def _resume_live(self, live: LiveRun) -> None:
+        from tui_trainer.runs import read_summary
+
+        status = read_summary(live.run_dir).get("status")
+        if status == "completed":
+            self.notify("cannot resume: the run is completed", severity="warning")
+            return
+        live.state.run_id = live.run_id
+        live.state.begin_resume()
+        self.live[live.run_id] = live
+        self.open_dashboard(live)
+        self._load_and_start(live)
+
+    @work(thread=True, exit_on_error=False)
+    def _load_and_start(self, live: LiveRun) -> None:
+        """Read the run's earlier curve (off the UI thread), then start it from its checkpoint."""
+        try:
+            curves = read_curves(live.run_dir / METRICS_NAME)
+            self.call_from_thread(live.state.prefill, curves.losses, curves.val_losses)
+        finally:
+            self.call_from_thread(live.runner.start)
+
+    def open_dashboard(self, live: LiveRun) -> None:
+        """Show a run's dashboard (the one already open, if it is)."""
+        if isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id:
+            return
+        self.push_screen(RunDashboard(live))
+
+    @property
+    def active_runs(self) -> list[LiveRun]:
+        return [live for live in self.live.values() if live.runner.is_running()]
+
+    # ---------------------------------------------------------------- actions
+    def action_show_runs(self) -> None:
+        if not isinstance(self.screen, RunsScreen):
+            self.push_screen(RunsScreen())
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_request_quit(self) -> None:
+        """Quit; with a run active, ask first (y stops every run cleanly, then quits)."""
+        if self.quitting:
+            return
+        if isinstance(self.screen, ConfirmQuitScreen):
+            return
+        active = self.active_runs
+        if not active:
+            self.quitting = True
+            self.exit(0)
+            return
+        self.push_screen(ConfirmQuitScreen(len(active)))
+
+    def stop_runs_and_exit(self, hangup: bool = False) -> None:
+        """Ask every active run to stop, wait for them in a worker, then exit 0.
+
+        After a hang-up the terminal is gone: once the runs have written their checkpoints and
+        summaries the process leaves at once, as restoring a terminal that no longer exists can block.
+        """
+        if self._exiting:
+            return
+        self._exiting = self.quitting = True
+        for live in self.active_runs:
+            live.stop()
+        self._wait_and_exit(hangup)
+
+    @work(thread=True, exit_on_error=False, group="quit")
+    def _wait_and_exit(self, hangup: bool) -> None:
+        for live in list(self.live.values()):
+            live.runner.wait()
+        if hangup:
+            os._exit(0)
+        self.call_from_thread(self.pump_runs)  # the final events, so nothing is left half-shown
+        self.call_from_thread(self.exit, 0)
+
+    def on_unmount(self) -> None:
+        if self.sampler is not None:
+            self.sampler.stop()
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+
+
+def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None) -> int:
+    """Open the app (on `runner`'s dashboard when given); return the exit code."""
+    app = TrainerApp(presets_dir, runs_dir, runner)
+    result = app.run()
+    for live in app.live.values():  # the app ended some other way (an error in the UI): still stop cleanly
+        if live.runner.is_running():
+            live.stop()
+            live.runner.wait()
+    if app.return_code is not None and app.return_code != 0:
+        return app.return_code
+    return result if isinstance(result, int) else 0

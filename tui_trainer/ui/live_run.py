@@ -1,0 +1,80 @@
+"""A run the app follows: its Runner and the RunState built from its events. No Textual here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tui_trainer.runs import Runner, RunStore, create_runner
+from tui_trainer.ui.run_state import RunState
+
+RESUMABLE = ("stopped", "interrupted", "failed")
+
+
+class LiveRun:
+    """One run started (or resumed) from the app; it keeps going when its dashboard is closed."""
+
+    def __init__(self, runner: Runner, store: RunStore):
+        self.runner = runner
+        self.store = store
+        config = runner.config
+        self.config = config
+        self.state = RunState(runner.run_id, config.name, config.train.precision)
+
+    @classmethod
+    def new(cls, config, store: RunStore) -> LiveRun:
+        """A fresh run of a config, trained in worker processes (torchrun's for ddp): drawing the
+        screen then never competes with the training loop for the GIL."""
+        return cls(create_runner(config, store, isolated=True), store)
+
+    @property
+    def run_id(self) -> str:
+        return self.runner.run_id
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.runner.run_dir
+
+    def start(self) -> None:
+        """Create the run directory (unless resuming) and start training in the background."""
+        self.runner.start()
+        self.state.run_id = self.runner.run_id
+        self.state.note("info", f"run directory {self.runner.run_dir}")
+
+    def pump(self) -> bool:
+        """Move the runner's waiting events into the state; True when something changed. Never blocks."""
+        return self.state.apply(self.runner.drain())
+
+    @property
+    def active(self) -> bool:
+        """Training, or ended but with events not yet read."""
+        return self.runner.is_running() or not self.runner.events.empty()
+
+    def stop(self) -> bool:
+        """Ask the run to stop after its current step (a checkpoint is written); False if not running."""
+        if not self.runner.is_running() or self.runner.stop_requested:
+            return False
+        self.runner.stop()
+        self.state.status = "stopping"
+        self.state.note("info", "stop requested: finishing the current step and writing a checkpoint")
+        return True
+
+    def can_resume(self) -> tuple[bool, str]:
+        """Whether `resume` may run now, and why not."""
+        if self.active:
+            return False, "the run is still going"
+        if self.state.status == "completed":
+            return False, "the run is completed; start a new one from the launch screen"
+        if self.run_dir is None or not (self.run_dir / "checkpoint.pt").exists():
+            return False, "no checkpoint to resume from"
+        if self.state.status not in RESUMABLE:
+            return False, f"a {self.state.status} run cannot be resumed"
+        return True, ""
+
+    def resume(self) -> None:
+        """Continue from the checkpoint in the same run directory, into the same state."""
+        ok, why = self.can_resume()
+        if not ok:
+            raise RuntimeError(why)
+        self.runner = Runner.resume_run(self.run_dir, self.store, isolated=True)
+        self.state.begin_resume()
+        self.runner.start()

@@ -1,0 +1,60 @@
+"""HelpScreen: every screen's keys on one page."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+HELP = """\
+tui-trainer keys (the footer shows those of the current screen)
+
+Everywhere
+  ?             this help
+  q, ctrl+q     quit; with a run active it asks first, y stops it cleanly
+  tab           next field (shift+tab: previous)
+
+Launch
+  up/down, j/k  pick a preset
+  enter         start it with the options shown
+  tab           to the options: enter/space opens a choice, digits edit a
+                number, space picks a GPU id (on GPU machines)
+  ctrl+s        save the options as a new preset file
+  r             runs          escape   back to the presets
+
+Run dashboard
+  x             stop (after the current step; a checkpoint is written)
+  r             resume a stopped run from its checkpoint
+  escape        back; the run keeps going in the background
+
+Runs
+  enter         open: full loss curve (a live run: its dashboard)
+  space         mark a run (two at most)     c   compare the marked two
+  r             resume a stopped run         escape   back
+
+A cross marks a choice this machine cannot run, with the reason.
+Effective batch = batch x accumulate x world (ddp processes, dp replicas).
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Closes with escape, ? or q."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 80; max-width: 100%; height: auto; max-height: 100%;
+        border: round $accent; padding: 0 1; background: $surface;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(HELP, markup=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,155 @@
+"""The launch screen: detected GPUs, the presets, and the options of the highlighted one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input, OptionList, Static
+
+from tui_trainer.config import Machine, PresetEntry, discover_presets, save_preset, validate_for_machine
+from tui_trainer.ui.messages import MachineSampled, OptionsChanged, PresetsLoaded
+from tui_trainer.ui.screens.save_preset import SavePresetScreen
+from tui_trainer.ui.widgets.gpu_list import GpuList
+from tui_trainer.ui.widgets.options_pane import OptionsPane
+from tui_trainer.ui.widgets.preset_list import PresetList
+
+
+def load_presets(directory: Path, machine: Machine) -> list[PresetEntry]:
+    """The presets of a directory, each validated against `machine` (the one the app shows)."""
+    entries = []
+    for entry in discover_presets(directory):
+        if entry.config is not None:
+            problems = validate_for_machine(entry.config, machine)
+            entry = replace(entry, errors=tuple(str(p) for p in problems))
+        entries.append(entry)
+    return entries
+
+
+class LaunchScreen(Screen):
+    """GPUs at the top; presets on the left (enter starts); options of the highlighted preset on the right."""
+
+    CSS_PATH = "launch.tcss"
+    AUTO_FOCUS = "#presets"
+
+    BINDINGS = [
+        Binding("enter", "start", "Start"),
+        Binding("ctrl+s", "save_preset", "Save preset"),
+        # The option fields take digits only (NumberInput), so these letters work everywhere here.
+        Binding("r", "app.show_runs", "Runs"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("q", "app.request_quit", "Quit"),
+        Binding("escape", "focus_presets", "Presets", show=False),
+    ]
+
+    def __init__(self, presets_dir: Path, machine: Machine):
+        super().__init__()
+        self.presets_dir = Path(presets_dir)
+        self.machine = machine
+        self.evaluated = None
+
+    def compose(self) -> ComposeResult:
+        yield GpuList(id="gpus")
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield Static(f"presets  {self.presets_dir}", classes="pane-title", markup=False)
+                yield PresetList(id="presets")
+            yield OptionsPane(self.machine, id="options")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(GpuList).reason = self.machine.gpu_note
+        self.show_machine()
+        self.reload_presets()
+
+    # ------------------------------------------------------------ presets
+    def reload_presets(self, highlight: str | None = None) -> None:
+        """Read the presets directory (a few small TOML files: fast enough for the UI thread)."""
+        self.post_message(PresetsLoaded(load_presets(self.presets_dir, self.machine), highlight))
+
+    def on_presets_loaded(self, message: PresetsLoaded) -> None:
+        presets = self.query_one(PresetList)
+        presets.set_entries(message.entries, message.highlight)
+        presets.border_subtitle = f"{len(message.entries)} presets"
+        self.query_one(OptionsPane).load(presets.current)
+
+    @on(OptionList.OptionHighlighted, "#presets")
+    def preset_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        pane = self.query_one(OptionsPane)
+        entry = self.query_one(PresetList).current
+        if entry is not pane.entry:
+            pane.load(entry)
+
+    @on(OptionList.OptionSelected, "#presets")
+    def preset_selected(self) -> None:
+        self.action_start()
+
+    @on(Input.Submitted)
+    def input_submitted(self) -> None:
+        self.action_start()
+
+    def on_options_changed(self, message: OptionsChanged) -> None:
+        self.evaluated = message.evaluated
+
+    # ------------------------------------------------------------ machine
+    def on_machine_sampled(self, message: MachineSampled) -> None:
+        self.show_machine()
+
+    def show_machine(self) -> None:
+        view = self.app.machine_view
+        gpus = self.query_one(GpuList)
+        gpus.names = tuple((g.index, g.name) for g in self.machine.gpus)
+        gpus.samples = view.gpus
+
+    # ------------------------------------------------------------ actions
+    def action_focus_presets(self) -> None:
+        self.query_one(PresetList).focus()
+
+    def action_start(self) -> None:
+        """Start the highlighted preset with the edited options, if this machine can run it."""
+        evaluated = self.query_one(OptionsPane).evaluated
+        if evaluated is None:
+            self.notify("no preset to start", severity="warning")
+            return
+        if not evaluated.runnable:
+            first = evaluated.problems[0] if evaluated.problems else "the preset cannot be read"
+            self.notify(f"cannot start: {first}", severity="error", timeout=6)
+            return
+        self.app.start_run(evaluated.config)
+
+    def action_save_preset(self) -> None:
+        """Ask for a name and save the edited options as a new preset file."""
+        evaluated = self.query_one(OptionsPane).evaluated
+        if evaluated is None or evaluated.config is None:
+            self.notify("nothing to save: the options do not form a valid preset", severity="error")
+            return
+        config = evaluated.config
+        suggestion = _free_name(self.presets_dir, f"{config.name}-edited")
+
+        def save(name: str | None) -> None:
+            if not name:
+                return
+            path = self.presets_dir / f"{name}.toml"
+            try:
+                save_preset(replace(config, name=name), path)
+            except OSError as exc:
+                self.notify(f"could not save {path}: {exc}", severity="error")
+                return
+            self.notify(f"saved {path}")
+            self.reload_presets(highlight=name)
+
+        self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion), save)
+
+
+def _free_name(directory: Path, base: str) -> str:
+    if not (directory / f"{base}.toml").exists():
+        return base
+    n = 2
+    while (directory / f"{base}-{n}.toml").exists():
+        n += 1
+    return f"{base}-{n}"

@@ -1,0 +1,133 @@
+"""The runs screen: every run in the run store, live ones included; open, mark two and compare, resume."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from tui_trainer.runs import RunRecord
+from tui_trainer.ui import format as fmt
+from tui_trainer.ui.messages import RunEnded, RunsLoaded, RunUpdated
+from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.run_detail import RunDetailScreen
+from tui_trainer.ui.widgets.runs_table import RunsTable
+
+
+class RunsScreen(Screen):
+    """Runs newest first. The listing is read in a worker; live runs show their live step and loss."""
+
+    CSS_PATH = "runs.tcss"
+    AUTO_FOCUS = "#runs"
+
+    BINDINGS = [
+        Binding("c", "compare", "Compare"),
+        Binding("r", "resume", "Resume"),
+        Binding("escape", "back", "Back"),
+        Binding("question_mark", "app.help", "Help", key_display="?"),
+        Binding("q", "app.request_quit", "Quit"),
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self.loaded = False
+        self._live_drawn = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static("runs", id="runs-title", markup=False)
+        yield RunsTable(id="runs")
+        yield Static("", id="runs-hint", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#runs-title", Static).update(f"runs in {self.app.store.root}")
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        if self.loaded:
+            self.load()
+
+    @work(thread=True, exclusive=True, group="runs-list")
+    def load(self) -> None:
+        """List the run store off the UI thread (a directory of many runs takes a while)."""
+        self.post_message(RunsLoaded(self.app.store.list_runs()))
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        self.loaded = True
+        self.query_one(RunsTable).set_records([self._with_live(r) for r in message.records])
+        self.hint()
+
+    def _with_live(self, record: RunRecord) -> RunRecord:
+        """A record with the live figures of a run this app is following."""
+        live = self.app.live.get(record.run_id)
+        if live is None or live.state.ended:
+            return record
+        s = live.state
+        rate = s.progress.samples_per_s if s.progress is not None else record.samples_per_s
+        elapsed = s.progress.elapsed_s if s.progress is not None else record.wall_s
+        return replace(record, status=s.status, step=s.step, total_steps=s.total_steps or record.total_steps,
+                       final_loss=s.current_loss, final_val_loss=s.val_loss.last, samples_per_s=rate, wall_s=elapsed)
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        table = self.query_one(RunsTable)
+        if message.run_id not in table.records or time.monotonic() - self._live_drawn < 1.0:
+            return
+        self._live_drawn = time.monotonic()  # a table of live figures once a second is plenty
+        record = self._with_live(table.records[message.run_id])
+        table.records[record.run_id] = record
+        for key, cell in zip(("status", "steps", "loss", "rate", "time"), table.cells(record)[2:]):
+            table.update_cell(record.run_id, key, cell)
+
+    def on_run_ended(self, message: RunEnded) -> None:
+        self.load()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.hint()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def hint(self) -> None:
+        table = self.query_one(RunsTable)
+        record = table.current
+        marked = len(table.marked)
+        text = "no runs yet: start one from the launch screen (escape)" if record is None else (
+            f"{record.run_id}: {record.status}, val loss {fmt.number(record.final_val_loss)}"
+            + (f"  error: {record.error}" if record.error else ""))
+        if marked:
+            text += f"   [{marked} marked{': c compares' if marked == 2 else ''}]"
+        self.query_one("#runs-hint", Static).update(text)
+
+    # ------------------------------------------------------------ actions
+    def action_open(self) -> None:
+        record = self.query_one(RunsTable).current
+        if record is None:
+            return
+        live = self.app.live.get(record.run_id)
+        if live is not None and live.active:
+            self.app.open_dashboard(live)
+        else:
+            self.app.push_screen(RunDetailScreen(record))
+
+    def action_compare(self) -> None:
+        table = self.query_one(RunsTable)
+        if len(table.marked) != 2:
+            self.notify("mark two runs with space, then press c", severity="warning")
+            return
+        a, b = (table.records[m] for m in table.marked)
+        self.app.push_screen(CompareScreen(a, b))
+
+    def action_resume(self) -> None:
+        record = self.query_one(RunsTable).current
+        if record is None:
+            return
+        self.app.resume_run(record.path)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

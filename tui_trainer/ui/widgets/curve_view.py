@@ -1,0 +1,61 @@
+"""CurveView: a run's full train and validation loss curves, with their ranges."""
+
+from __future__ import annotations
+
+import math
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import Static
+
+from tui_trainer.runs import Curves, downsample
+from tui_trainer.ui import format as fmt
+from tui_trainer.ui.widgets.spark_plot import SparkPlot, use_log_scale
+
+SMOOTH_POINTS = 300
+
+
+class CurveView(Widget):
+    """Train loss (tall) and validation loss plots of one run's metrics.jsonl.
+
+    `show(curves, train_bounds, val_bounds)`: bounds fix the scales, so two views side by side compare
+    at the same scale.
+    """
+
+    DEFAULT_CSS = """
+    CurveView {
+        height: 1fr;
+        & > .title { height: 1; color: $text-muted; }
+        & > #train-plot { height: 2fr; min-height: 2; }
+        & > #val-plot { height: 1fr; min-height: 1; color: $success; }
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("train loss: reading metrics...", classes="title", id="train-title", markup=False)
+        yield SparkPlot(id="train-plot")
+        yield Static("val loss", classes="title", id="val-title", markup=False)
+        yield SparkPlot(id="val-plot")
+
+    def show(self, curves: Curves, train_bounds: tuple[float, float] | None = None,
+             val_bounds: tuple[float, float] | None = None) -> None:
+        """Draw the curves (at the given scales, else each at its own)."""
+        for name, values, bounds in (("train", curves.losses, train_bounds), ("val", curves.val_losses, val_bounds)):
+            points = smoothed(values)
+            plot = self.query_one(f"#{name}-plot", SparkPlot)
+            low_high = bounds or ((min(points), max(points)) if points else None)
+            plot.log = use_log_scale(low_high) if low_high else False
+            plot.bounds = low_high
+            plot.values = tuple(points)
+            title = self.query_one(f"#{name}-title", Static)
+            if not points:
+                title.update(f"{name} loss: no values recorded")
+                continue
+            scale = "  log" if plot.log_scale else ""
+            title.update(f"{name} loss {fmt.number(points[-1])}  min {fmt.number(min(points))}  "
+                         f"max {fmt.number(max(points))}{scale}")
+
+
+def smoothed(values, points: int = SMOOTH_POINTS) -> list[float]:
+    """A curve as drawn: finite values averaged into at most `points` (single steps are too noisy)."""
+    return downsample([v for v in values if math.isfinite(v)], points)

@@ -1,0 +1,61 @@
+"""RunProgress: step and epoch with a bar and ETA, samples/s, effective batch and the precision state."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from tui_trainer.ui import format as fmt
+from tui_trainer.ui.run_state import RunState
+
+STATUS_STYLE = {"running": "bold green", "completed": "bold", "stopped": "bold yellow", "stopping": "yellow",
+                "failed": "bold red", "diverged": "bold red", "starting": "dim"}
+
+
+class RunProgress(Widget):
+    """Two lines about where a run stands; redraws when `version` changes."""
+
+    DEFAULT_CSS = """
+    RunProgress {
+        height: 2;
+    }
+    """
+
+    version: reactive[int] = reactive(-1)
+
+    def __init__(self, state: RunState, *, id: str | None = None):
+        super().__init__(id=id)
+        self.state = state
+
+    def render(self) -> Text:
+        s, p = self.state, self.state.progress
+        width = self.size.width
+        first = Text(no_wrap=True, overflow="ellipsis")
+        first.append(s.status, STATUS_STYLE.get(s.status, ""))
+        if s.started is None and p is None and not s.ended:
+            first.append("  loading the data and building the model...", "dim")
+            return Text("\n").join([first, Text(f"{s.precision}", no_wrap=True)])
+        epoch = f"  epoch {p.epoch}" if p is not None else ""
+        first.append(f"  step {s.step:,}/{s.total_steps:,}{epoch}  ")
+        eta_s = 0.0 if s.ended else (p.eta_s if p is not None else None)
+        eta = f" {s.fraction:4.0%}  ETA {fmt.seconds(eta_s)}"
+        room = width - len(first) - len(eta)
+        if room >= 5:
+            first.append(fmt.bar(s.fraction, min(room, 30)), "green")
+        first.append(eta)
+
+        second = Text(no_wrap=True, overflow="ellipsis")
+        rate = p.samples_per_s if p is not None else (s.summary.samples_per_s if s.summary else None)
+        second.append(f"{fmt.rate(rate)} samples/s")
+        if s.started is not None:
+            second.append(f"  eff. batch {s.started.effective_batch}")
+            if s.started.world_size > 1:
+                second.append(f" (world {s.started.world_size})")
+        second.append(f"  {s.precision}")
+        if p is not None and p.scaler_scale is not None:
+            second.append(f" scale {p.scaler_scale:g}")
+            second.append(f" skipped {p.skipped_steps}", "yellow" if p.skipped_steps else "")
+        if s.started is not None:
+            second.append(f"  {s.started.device}", "dim")
+        return Text("\n").join([first, second])

@@ -1,0 +1,88 @@
+"""RunsTable: past and current runs with status, steps, final loss, samples/s and duration; space marks."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from tui_trainer.runs import RunRecord
+from tui_trainer.ui import format as fmt
+
+STATUS_STYLE = {"completed": "green", "running": "bold green", "stopped": "yellow", "failed": "bold red",
+                "diverged": "bold red", "interrupted": "magenta"}
+MARK = "●"
+COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps"), ("loss", "loss"),
+           ("rate", "samp/s"), ("time", "time"))
+
+
+class RunsTable(DataTable):
+    """One row per run, newest first. `space` marks up to two runs for comparison."""
+
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open"),
+        Binding("space", "toggle_mark", "Mark"),
+    ]
+
+    DEFAULT_CSS = """
+    RunsTable { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None):
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.records: dict[str, RunRecord] = {}
+        self.marked: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key)
+
+    def set_records(self, records: list[RunRecord]) -> None:
+        """Show these runs; the cursor stays on the same run where it still exists."""
+        current = self.current.run_id if self.current is not None else None
+        self.records = {r.run_id: r for r in records}
+        self.marked = [m for m in self.marked if m in self.records]
+        self.clear()
+        for record in records:
+            self.add_row(*self.cells(record), key=record.run_id)
+        if current in self.records:
+            self.move_cursor(row=self.get_row_index(current))
+
+    def cells(self, r: RunRecord) -> list:
+        """One run's row, in COLUMNS order."""
+        loss = fmt.number(r.final_loss)
+        return [
+            Text(MARK if r.run_id in self.marked else " ", "bold cyan"),
+            r.run_id,
+            Text(r.status, STATUS_STYLE.get(r.status, "")),
+            f"{r.step}/{r.total_steps}",
+            loss,
+            fmt.rate(r.samples_per_s),
+            fmt.seconds(r.wall_s),
+        ]
+
+    @property
+    def current(self) -> RunRecord | None:
+        """The run under the cursor."""
+        if not self.records or self.row_count == 0:
+            return None
+        try:
+            key = self.coordinate_to_cell_key((self.cursor_row, 0)).row_key.value
+        except Exception:
+            return None
+        return self.records.get(key)
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the run under the cursor; a third mark replaces the oldest."""
+        record = self.current
+        if record is None:
+            return
+        if record.run_id in self.marked:
+            self.marked.remove(record.run_id)
+        else:
+            self.marked.append(record.run_id)
+            if len(self.marked) > 2:
+                dropped = self.marked.pop(0)
+                self.update_cell(dropped, "mark", Text(" "))
+        self.update_cell(record.run_id, "mark", Text(MARK if record.run_id in self.marked else " ", "bold cyan"))
+        self.move_cursor(row=self.cursor_row + 1)
