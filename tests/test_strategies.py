@@ -25,8 +25,8 @@ COMMON = ["--set", "data.dataset=synthetic-regression", "--set", "data.samples=4
           "--set", "train.max_steps=12", "--set", "model.hidden=[16]"]
 
 
-def worker_pids() -> list[int]:
-    """Processes running our ddp worker module (none may outlive its run)."""
+def worker_pids(under: Path) -> list[int]:
+    """Processes running our worker module for runs under a folder (none may outlive its run)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -35,7 +35,7 @@ def worker_pids() -> list[int]:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if b"tui_trainer.training.worker" in cmdline and stat.split(") ")[-1][:1] != "Z":
+            if b"tui_trainer.training.worker" in cmdline and str(under).encode() in cmdline and stat.split(") ")[-1][:1] != "Z":
                 pids.append(int(entry.name))
     return pids
 
@@ -63,7 +63,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process_with_the_global_batch(tmp_
     assert two.returncode == 0, two.stdout + two.stderr
     assert "rank 1: completed" in two.stdout
     assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "ddp"))
-    assert worker_pids() == []
+    assert worker_pids(tmp_path) == []
 
 
 def free_port() -> int:
@@ -90,7 +90,7 @@ def test_multinode_ddp_with_two_node_agents_matches_the_single_node_result(tmp_p
     reference = final_weights(tmp_path / "cpu")
     assert_close(reference, final_weights(tmp_path / "node0"))
     assert_close(reference, final_weights(tmp_path / "node1"))
-    assert worker_pids() == []
+    assert worker_pids(tmp_path) == []
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -132,7 +132,7 @@ def test_a_killed_worker_fails_the_run_quickly_and_leaves_no_process(runs_dir):
     assert summary is not None and summary.status == "failed"
     assert time.monotonic() - killed_at < 30
     assert "rank 1" in summary.error and "SIGKILL" in summary.error
-    assert worker_pids() == []
+    assert worker_pids(runs_dir) == []
     assert runner.process.poll() is not None
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert state["step"] > 0 and "model" in state
@@ -150,7 +150,7 @@ def test_a_stop_request_reaches_every_rank_which_checkpoint_and_exit(runs_dir):
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step > 0
     states = {json.loads(p.read_text())["state"] for p in (run_dir / "ranks").glob("rank-*.json")}
     assert states == {"stopped"}
-    assert worker_pids() == []
+    assert worker_pids(runs_dir) == []
 
 
 def test_model_parallel_on_cpu_stages_equals_the_unsplit_model(runs_dir, tmp_path):
@@ -203,7 +203,7 @@ def test_hybrid_two_replicas_of_two_cpu_stages_match_one_process(tmp_path):
     assert hybrid.returncode == 0, hybrid.stdout + hybrid.stderr
     assert "layers per stage: [2, 2]" in hybrid.stdout and "DDP over 2 processes" in hybrid.stdout
     assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "hybrid"))
-    assert worker_pids() == []
+    assert worker_pids(tmp_path) == []
 
 
 def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cleanly(tmp_path):
@@ -226,4 +226,4 @@ def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cle
     long.stop()
     summary = long.wait(60)
     assert summary.status == "stopped" and load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step
-    assert worker_pids() == []
+    assert worker_pids(tmp_path) == []
