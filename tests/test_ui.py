@@ -503,3 +503,30 @@ def test_gpu_panel_shows_the_runs_own_torch_memory_from_its_events():
     assert "GPU 0 H100" in text and "97%" in text and "61°C" in text
     assert "torch alloc 1.0 GiB rsvd 2.0 GiB peak 1.5 GiB" in text
     assert "torch: n/a" in gpu_lines(sample, 0, 60).plain
+
+
+async def test_ddp_preset_on_cpu_processes_shows_live_sparkline_and_both_ranks(presets_dir, runs_dir):
+    from tui_trainer.runs import create_runner
+    from tui_trainer.ui.widgets.rank_list import RankList
+
+    config = load_config(presets_dir / "ddp-bf16-accum4.toml",
+                         ["strategy.devices=2", "strategy.accelerator=cpu", "model.hidden=[32]",
+                          "data.samples=20000", "data.batch_size=16", "train.max_steps=100000"])
+    runner = create_runner(config, RunStore(runs_dir), isolated=True)
+    app = TrainerApp(presets_dir, runs_dir, runner, machine=CPU_MACHINE, sampler=no_gpu_sampler())
+    _apps.append(app)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        plot = app.screen.query_one("#train-loss").query_one(SparkPlot)
+        await wait_for(pilot, lambda: len(plot.values) > 0, "the first losses", timeout=120)
+        first = live.state.train_loss.count
+        await wait_for(pilot, lambda: live.state.train_loss.count > first + 20, "more losses")
+        await wait_for(pilot, lambda: {r.state for r in live.state.ranks.values()} == {"training"}
+                       and set(live.state.ranks) == {0, 1}, "both ranks training")
+        ranks = str(app.screen.query_one(RankList).render())
+        assert "rank 0 training" in ranks and "rank 1 training" in ranks
+        await pilot.press("x")
+        await wait_for(pilot, lambda: live.state.status == "stopped", "status stopped", timeout=60)
+        await wait_for(pilot, lambda: {r.state for r in live.state.ranks.values()} == {"stopped"},
+                       "both ranks stopped")
