@@ -130,9 +130,9 @@ def summary_text(summary, run_dir) -> str:
     return "\n".join(lines)
 
 
-def format_seconds(seconds: float) -> str:
-    """1h02m, 3m05s, 12s: short and readable."""
-    if seconds != seconds or seconds == float("inf"):
+def format_seconds(seconds: float | None) -> str:
+    """1h02m, 3m05s, 12s: short and readable; "?" when unknown."""
+    if seconds is None or seconds != seconds or seconds == float("inf"):
         return "?"
     seconds = int(round(seconds))
     if seconds >= 3600:

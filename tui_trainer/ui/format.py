@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from tui_trainer.cli.headless import format_seconds
+
 BAR_FULL = "█"
 BAR_EMPTY = "░"
 
@@ -33,16 +35,7 @@ def mib(value: float | None) -> str:
     return f"{value:.0f} MiB"
 
 
-def seconds(value: float | None) -> str:
-    """1h02m, 3m05s, 12s; "?" when unknown."""
-    if value is None or value != value or value == float("inf"):
-        return "?"
-    value = int(round(value))
-    if value >= 3600:
-        return f"{value // 3600}h{value % 3600 // 60:02d}m"
-    if value >= 60:
-        return f"{value // 60}m{value % 60:02d}s"
-    return f"{value}s"
+seconds = format_seconds  # the headless log and the app write durations the same way
 
 
 def bar(fraction: float | None, width: int) -> str:
