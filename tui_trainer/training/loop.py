@@ -28,7 +28,7 @@ from tui_trainer.training.precision import get_precision
 from tui_trainer.training.strategies import Strategy, make_strategy
 
 CHECKPOINT_NAME = "checkpoint.pt"
-TINY_MODEL_PARAMETERS = 1_000_000  # below this, CPU runs use one torch thread unless train.threads says
+TINY_STEP_WORK = 1_000_000  # parameters x micro-batch: below it, CPU runs use one torch thread
 REPORTS_PER_SECOND = 4  # how often losses leave the device: a few times a second at any step rate
 _NO_CONTEXT = contextlib.nullcontext()
 
@@ -105,8 +105,9 @@ class Trainer:
                              f"{world} processes; lower strategy.devices")
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.samples_per_step = self.data.train_size / self.steps_per_epoch
-        if not cfg.train.threads and self.device.type == "cpu" and self.parameters < TINY_MODEL_PARAMETERS:
-            # A tiny model gains nothing from intra-op threads, and their spin-waits collapse throughput
+        if (not cfg.train.threads and self.device.type == "cpu"
+                and self.parameters * self.micro_batch < TINY_STEP_WORK):
+            # A tiny step gains nothing from intra-op threads, and their spin-waits collapse throughput
             # (35k -> 450 samples/s measured) as soon as another process wants a core.
             torch.set_num_threads(1)
         self.device_name = strategy.describe()
