@@ -32,7 +32,7 @@ def tui_command() -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------ UI overhead
-def ui_overhead(jobs: list[Job], repeats: int, log, pty: bool = True) -> Section:
+def ui_overhead(jobs: list[Job], repeats: int, log, pty: bool = True, quick: bool = False) -> Section:
     sec = Section("ui", "UI overhead: the app attached vs headless (the run's own samples/s)",
                   ["job", "how", "headless samples/s", "app samples/s", "app / headless", "frames/s drawn"])
     why = app_available()
@@ -40,7 +40,7 @@ def ui_overhead(jobs: list[Job], repeats: int, log, pty: bool = True) -> Section
         sec.status, sec.notes = "not available yet", [why]
         return sec
     for job in jobs:
-        figures = _in_process(job, repeats, log)
+        figures = _in_process(job, repeats, log, quick)
         sec.data[f"{job.key}-in-process"] = figures
         sec.rows.append([job.title, "in-process: 10 Hz drain vs App.run_test()", fmt(figures.get("drain")),
                          fmt(figures.get("app")), fmt(figures.get("ratio"), ".3f"),
@@ -68,7 +68,7 @@ def _ratio_of_pairs(a: list[float], b: list[float]) -> float | None:
     return median(pairs)
 
 
-def _in_process(job: Job, repeats: int, log) -> dict:
+def _in_process(job: Job, repeats: int, log, quick: bool = False) -> dict:
     workers = {"drain": get_worker("ui-drain"), "app": get_worker("ui-app")}
     rates: dict[str, list[float]] = {"drain": [], "app": []}
     frames = []
@@ -76,7 +76,8 @@ def _in_process(job: Job, repeats: int, log) -> dict:
     try:
         for r in range(repeats):
             for mode in alternating(["drain", "app"], r):
-                out = quiet_call(workers[mode], dict(op="ui", mode=mode, job=job.as_json(), warmup=r == 0), log)
+                out = quiet_call(workers[mode], dict(op="ui", mode=mode, job=job.as_json(), warmup=r == 0 and not quick,
+                                                     settle_s=0.5 if quick else 1.5), log)
                 if "error" in out:
                     errors[mode] = out["error"]
                     log(f"  ui {mode}: error: {out['error']}")
