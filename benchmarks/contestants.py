@@ -193,13 +193,16 @@ def lightning_fit(config: RunConfig, data, device: torch.device, scratch: Path) 
         def __init__(self):
             super().__init__()
             self.model = model
-            self.last = None
+            self.epoch_losses = []
+
+        def on_train_epoch_start(self):
+            self.epoch_losses = []
 
         def training_step(self, batch, index):
             x, y = batch
             loss = loss_fn(self.model(x).float(), y)
             self.log("loss", loss)
-            self.last = loss.detach()
+            self.epoch_losses.append(loss.detach())  # the final loss reported: the last epoch's mean
             return loss
 
         def validation_step(self, batch, index):
@@ -230,7 +233,9 @@ def lightning_fit(config: RunConfig, data, device: torch.device, scratch: Path) 
         torch.set_float32_matmul_precision("high")
     _, total = plan(config, len(x_tr))
     limits = {"max_steps": config.train.max_steps} if config.train.max_steps else {"max_epochs": config.train.epochs}
-    val_every = {"val_check_interval": config.train.eval_every} if config.train.eval_every else {}
+    # eval_every counts optimizer steps over the whole run, as Lightning's int interval does without epochs
+    val_every = ({"val_check_interval": config.train.eval_every, "check_val_every_n_epoch": None}
+                 if config.train.eval_every else {})
     trainer = L.Trainer(accelerator="gpu" if device.type == "cuda" else "cpu", devices=1, precision=precision,
                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0, callbacks=[Clock()],
@@ -242,7 +247,7 @@ def lightning_fit(config: RunConfig, data, device: torch.device, scratch: Path) 
     seconds = clock["end"] - clock["start"] + (time.perf_counter() - started)
     step = trainer.global_step
     return {"seconds": seconds, "steps": step, "samples": _samples(len(x_tr), config.data.batch_size, step),
-            "final_loss": float(module.last) if module.last is not None else None}
+            "final_loss": torch.stack(module.epoch_losses).mean().item() if module.epoch_losses else None}
 
 
 def tui_trainer_run(config: RunConfig, scratch: Path, on_drain=None) -> dict:

@@ -64,7 +64,7 @@ def gpu(precision: str, quick: bool, device: str = "cuda") -> Job:
                  # the preset's mid-run eval and checkpoint cadence, scaled to the shorter run
                  f"train.eval_every={steps // 4}", f"train.checkpoint_every={steps // 2}"]
     if device == "cpu":  # only to prove the GPU code paths on a machine without one (--gpu-on-cpu)
-        overrides += ["strategy.name=cpu", "data.samples=4000", "model.hidden=[64, 64]", "data.batch_size=256"]
+        overrides += ["strategy.name=cpu", "strategy.devices=1", "data.samples=4000", "model.hidden=[64, 64]", "data.batch_size=256"]
     return Job(f"gpu-{precision}", f"synthetic-large, {precision}, {steps} steps", str(ROOT / "presets" /
                "synthetic-large.toml"), tuple(overrides), warmup_steps=10 if quick else 30, device=device,
                precision=precision, repeats=1 if quick else 3)

@@ -166,9 +166,11 @@ def scale(memory_job: Job, marks: list[int], runs: int, log) -> Section:
         if run_dir is None or not (run_dir / "metrics.jsonl").exists():
             run_dir = scratch / "synthetic-run"
             _synthetic_metrics(run_dir, marks[-1])
+        small = scratch / "small-run"  # the other side of the compare screen: a default-sized run
+        _synthetic_metrics(small, 1_200)
         worker = get_worker("plot")
         try:
-            plot = quiet_call(worker, dict(op="plot", run_dir=str(run_dir)), log)
+            plot = quiet_call(worker, dict(op="plot", run_dir=str(run_dir), other_dir=str(small)), log)
         finally:
             release(worker)
         sec.data["plot"] = plot
@@ -179,7 +181,8 @@ def scale(memory_job: Job, marks: list[int], runs: int, log) -> Section:
             sec.rows.append([f"read + downsample a {plot['lines']:,}-line metrics.jsonl (read_curves)",
                              f"{plot['read_downsample_s']:.3f} s", "< 2 s"])
             if plot.get("compare_screen_s") is not None:
-                sec.rows.append([f"the app's compare screen, two runs of {plot['lines']:,} lines, until drawn",
+                sec.rows.append([f"the app's compare screen, that run against a {plot['other_lines']:,}-step run, "
+                                 "until drawn",
                                  f"{plot['compare_screen_s']:.3f} s", "< 2 s"])
             elif plot.get("app"):
                 sec.rows.append(["the app's compare screen", plot["app"], "< 2 s"])

@@ -170,13 +170,14 @@ def plot(command: dict, scratch: Path) -> dict:
         out["app"] = f"not available yet: {exc}"
         return out
     record = read_record(run_dir)
+    other = read_record(Path(command["other_dir"])) if command.get("other_dir") else record
     app = TrainerApp(ROOT / "presets", run_dir.parent)
     shown = {}
 
     async def drive() -> None:
         async with app.run_test(size=(120, 36)) as pilot:
             await pilot.pause(0.2)
-            screen = CompareScreen(record, record)
+            screen = CompareScreen(record, other)
             t0 = time.perf_counter()
             await app.push_screen(screen)
             while screen.curves is None and time.perf_counter() - t0 < 60:
@@ -187,7 +188,8 @@ def plot(command: dict, scratch: Path) -> dict:
 
     asyncio.run(drive())
     out["compare_screen_s"] = shown.get("s")
-    out["compare_runs"] = 2
+    out["other_lines"] = len(read_curves(Path(command["other_dir"]) / "metrics.jsonl").steps) \
+        if command.get("other_dir") else out["lines"]
     return out
 
 

@@ -71,6 +71,7 @@ def run(command: dict, scratch: Path) -> dict:
         torch.cuda.reset_peak_memory_stats()
     result = once(config)
     result["rss_mib"] = c.peak_rss_mib()
+    result["threads"] = torch.get_num_threads()  # as the run left it (tui-trainer picks 1 for tiny steps)
     if device.type == "cuda":
         result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result

@@ -140,6 +140,35 @@ def test_a_killed_worker_fails_the_run_quickly_and_leaves_no_process(runs_dir):
     assert ranks.get(0) in ("training", "failed")
 
 
+TORCHRUN_FAILURE_LOG = """\
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+Failures:
+[1]:
+  time      : 2026-11-27_04:39:32
+  host      : ci
+  rank      : 1 (local_rank: 1)
+  exitcode  : -9 (pid: 4242)
+  error_file: <N/A>
+Root Cause (first observed failure):
+[0]:
+  time      : 2026-11-27_04:39:32
+  host      : ci
+  rank      : 0 (local_rank: 0)
+  exitcode  : -15 (pid: 4241)
+  error_file: <N/A>
+"""
+
+
+def test_the_failure_names_the_killed_rank_not_the_one_torchrun_stopped_after_it(tmp_path):
+    from tui_trainer.runs.launcher import WORKER_LOG, failure_reason
+
+    (tmp_path / WORKER_LOG).write_text(TORCHRUN_FAILURE_LOG)
+    both_training = {0: ("training", "", 1.0), 1: ("training", "", 1.0)}
+    assert failure_reason(tmp_path, both_training, 1) == "rank 1 was killed by signal 9 (SIGKILL)"
+    rank_0_finished = {0: ("finished", "", 1.0), 1: ("training", "", 1.0)}
+    assert failure_reason(tmp_path, rank_0_finished, 1).startswith("rank 1 was killed")
+
+
 def test_a_stop_request_reaches_every_rank_which_checkpoint_and_exit(runs_dir):
     runner = create_runner(long_ddp_config(), RunStore(runs_dir))
     run_dir = runner.start()

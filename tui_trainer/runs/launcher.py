@@ -190,10 +190,11 @@ def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], cod
         run_dir / WORKER_LOG).exists() else ""
     exits = {int(r): int(c) for r, c in re.findall(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)", log)}
     died = sorted(r for r, (state, _, _) in states.items() if state not in FINAL_STATES)
-    for rank in died:
-        exit_code = exits.get(rank)
-        if exit_code is not None and exit_code < 0:
-            return f"rank {rank} was killed by signal {-exit_code} ({_signal_name(-exit_code)})"
+    # SIGTERM is how torchrun (and we) stop the survivors, so any other signal names the culprit.
+    signalled = sorted((exits[r] == -signal.SIGTERM, r) for r in died if exits.get(r, 0) < 0)
+    if signalled:
+        rank = signalled[0][1]
+        return f"rank {rank} was killed by signal {-exits[rank]} ({_signal_name(-exits[rank])})"
     failed = sorted((when, r, detail) for r, (state, detail, when) in states.items() if state == "failed" and detail)
     if failed:
         _, rank, detail = failed[0]
