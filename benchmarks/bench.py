@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import shlex
 import sys
 import time
@@ -57,12 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     wanted = set(args.only or SECTIONS)
     quick = args.quick
+    # Every command and worker started from here runs this checkout's code, whatever else is installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     if quick:  # proving the script works: no waiting for a quiet machine, no second takes
         QUIET.update(max_wait=0.0, retries=0)
         # Sections overlap in quick mode; one OpenMP thread per process keeps their spin-waits from
         # starving each other (inherited by every worker and command started from here).
-        import os
-
         os.environ.setdefault("OMP_NUM_THREADS", "1")
     command = "python benchmarks/bench.py " + " ".join(shlex.quote(a) for a in (argv if argv is not None
                                                                                    else sys.argv[1:]))
@@ -259,6 +260,9 @@ def evaluate_targets(sections: list[Section], quick: bool) -> list[list[str]]:
     s = by.get("ui")
     if s and s.status == "ok":
         for key, f in s.data.items():
+            # Judged on the real commands: the app trains in a worker process, as the terminal rows measure.
+            if not key.endswith("-terminal"):
+                continue
             if isinstance(f, dict) and f.get("ratio") is not None:
                 rows.append([f"UI attached >= 0.95x headless ({key})", f"{f['ratio']:.3f}x", verdict(f["ratio"] >= 0.95)])
             if isinstance(f, dict) and f.get("frames_per_s") is not None:

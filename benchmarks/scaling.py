@@ -178,8 +178,12 @@ def scale(memory_job: Job, marks: list[int], runs: int, log) -> Section:
             sec.rows.append(["metrics.jsonl into the compare plot", f"error: {plot['error'][:80]}", "< 2 s"])
         else:
             sec.data["plot_s"] = plot.get("compare_screen_s") or plot["read_downsample_s"]
-            sec.rows.append([f"read + downsample a {plot['lines']:,}-line metrics.jsonl (read_curves)",
-                             f"{plot['read_downsample_s']:.3f} s", "< 2 s"])
+            sec.rows.append([f"read + downsample a {plot['lines']:,}-line run's curves (read_curves: "
+                             "losses.bin + the val lines of metrics.jsonl)", f"{plot['read_downsample_s']:.3f} s", "< 2 s"])
+            if plot.get("read_jsonl_only_s") is not None:
+                agrees = "same curves" if plot.get("jsonl_only_agrees") else "DIFFERENT curves"
+                sec.rows.append(["the same from metrics.jsonl alone (a run without losses.bin)",
+                                 f"{plot['read_jsonl_only_s']:.3f} s ({agrees})", ""])
             if plot.get("compare_screen_s") is not None:
                 sec.rows.append([f"the app's compare screen, that run against a {plot['other_lines']:,}-step run, "
                                  "until drawn",

@@ -163,6 +163,17 @@ def plot(command: dict, scratch: Path) -> dict:
     drawn = downsample(curves.losses, 400)
     out = {"lines": len(curves.steps) + len(curves.val_steps), "read_s": read_s,
            "read_downsample_s": time.perf_counter() - started, "points_drawn": len(drawn)}
+    # The same curves from metrics.jsonl alone (a run written without losses.bin): the slow path.
+    import shutil
+
+    alone = scratch / "jsonl-only"
+    alone.mkdir(exist_ok=True)
+    shutil.copyfile(run_dir / "metrics.jsonl", alone / "metrics.jsonl")
+    started = time.perf_counter()
+    same = read_curves(alone / "metrics.jsonl")
+    out["read_jsonl_only_s"] = time.perf_counter() - started
+    out["jsonl_only_agrees"] = same == curves
+    shutil.rmtree(alone, ignore_errors=True)
     try:
         from tui_trainer.ui.app import TrainerApp
         from tui_trainer.ui.screens.compare import CompareScreen

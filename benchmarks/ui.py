@@ -52,12 +52,14 @@ def ui_overhead(jobs: list[Job], repeats: int, log, pty: bool = True, quick: boo
                              fmt(figures.get("app")), fmt(figures.get("ratio"), ".3f"),
                              fmt(figures.get("frames_per_s"), ".1f")])
     sec.notes += [
-        "in-process: the same Runner in a fresh worker process each way, drained at 10 Hz by an otherwise idle "
-        "main thread, or followed by the Textual app under App.run_test() (headless: the app composes each "
-        "frame but writes it nowhere); samples/s from RunStarted to RunFinished",
+        "in-process (not judged; not how the app runs): the same Runner thread in one process each way, drained "
+        "at 10 Hz by an otherwise idle main thread, or followed by the Textual app under App.run_test() "
+        "(headless: the app composes each frame but writes it nowhere); samples/s from RunStarted to "
+        "RunFinished. It shows what drawing costs a loop that shares the app's GIL, which is why the app "
+        "trains in a worker process",
         "terminal: the real command, `tui-trainer run PRESET --headless` against `tui-trainer run PRESET` with "
         "the app in a 100x32 pseudo-terminal (frames counted from the synchronized-output sequences Textual "
-        "writes); samples/s from the run's summary.json",
+        "writes); samples/s from the run's summary.json. The targets are judged on these rows",
         f"median of {repeats} alternating repeat(s); ratio = median of the per-repeat ratios",
     ]
     return sec

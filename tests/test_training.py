@@ -137,6 +137,20 @@ def test_run_directory_holds_config_metrics_checkpoint_and_summary(runs_dir):
     assert saved["status"] == "completed" and saved["samples_per_s"] > 0 and saved["final_val_loss"] is not None
 
 
+def test_plots_read_losses_bin_which_agrees_with_metrics_jsonl_and_survives_a_torn_tail(runs_dir):
+    summary, run_dir, _ = run_to_end(make_config(data={"dataset": "diabetes"}, train={"epochs": 3}), runs_dir)
+    curves = read_curves(run_dir / "metrics.jsonl")
+    assert list(curves.steps) == list(range(1, summary.step + 1)) and len(curves.val_steps) == 3
+    assert all(loss > 0 for loss in curves.losses) and curves.metric_name == "r2"
+    with open(run_dir / "metrics.jsonl", "a") as f:  # a writer killed in the middle of a batch
+        f.write('{"step": 999, "epoch": 9, "lo')
+    with open(run_dir / "losses.bin", "ab") as f:
+        f.write(b"\x07" * 11)
+    assert read_curves(run_dir / "metrics.jsonl") == curves
+    (run_dir / "losses.bin").unlink()  # a run written by another tool: metrics.jsonl alone
+    assert read_curves(run_dir / "metrics.jsonl") == curves
+
+
 def test_r2_metric_matches_scikit_learn(runs_dir):
     from sklearn.metrics import r2_score
 

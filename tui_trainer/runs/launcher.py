@@ -72,6 +72,9 @@ class ProcessRunner(Runner):
         for note in self.launch_notes(command):
             self.events.put(LogLine("info", note))
         env = dict(os.environ)
+        # The workers import the same tui_trainer as this process (also when it runs from a checkout).
+        package_root = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         if self.config.train.threads:
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)
         elif self.distributed:

@@ -2,9 +2,8 @@
 
 The app owns the runs it started (`live`): a 10 Hz timer drains every runner's event queue into its
 RunState and tells the current screen; a run keeps going when its dashboard is closed. The GPU
-sampler has its own thread; a 1 Hz timer copies its latest readings. Nothing here imports torch:
-it is warmed up in a thread after the first frame, so the launch screen appears at once and a
-run then starts without the import pause.
+sampler has its own thread; a 1 Hz timer copies its latest readings. The app never imports torch:
+runs train in their own worker processes, so the launch screen appears at once and the app stays small.
 """
 
 from __future__ import annotations
@@ -70,7 +69,6 @@ class TrainerApp(App[int]):
         self._signals: tuple[int, ...] = ()
         self.first_frame_s: float | None = None
         self.torch_loaded_at_first_frame: bool | None = None
-        self.torch_ready = False
         self._created = time.perf_counter()
 
     # ------------------------------------------------------------------ start
@@ -102,14 +100,6 @@ class TrainerApp(App[int]):
         self.first_frame_s = time.perf_counter() - self._created
         self.torch_loaded_at_first_frame = "torch" in sys.modules
         self.start_sampler()
-        self.warm_up_torch()
-
-    @work(thread=True, exit_on_error=False, group="warm-up")
-    def warm_up_torch(self) -> None:
-        """Import torch in the background so that starting a run does not wait for it."""
-        import torch  # noqa: F401
-
-        self.torch_ready = True
 
     @work(thread=True, exit_on_error=False, group="sampler")
     def start_sampler(self) -> None:
