@@ -77,7 +77,7 @@ class Kit:
             self.scaler.update()
 
 
-def _model_and_optimizer(config: RunConfig, data, device: torch.device, kit: Kit):
+def _model_and_optimizer(config: RunConfig, data, device: torch.device, kit: Kit, fused: bool | None = None):
     from tui_trainer.training.models import build_model
 
     if config.train.threads:  # the job's thread count is part of the job
@@ -90,9 +90,9 @@ def _model_and_optimizer(config: RunConfig, data, device: torch.device, kit: Kit
     cls = torch.optim.AdamW if opt.name == "adamw" else torch.optim.Adam
     if opt.name == "sgd":
         optimizer = torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum,
-                                    weight_decay=opt.weight_decay)
+                                    weight_decay=opt.weight_decay, fused=fused)
     else:
-        optimizer = cls(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+        optimizer = cls(model.parameters(), lr=opt.lr, weight_decay=opt.weight_decay, fused=fused)
     return model, optimizer
 
 
@@ -106,13 +106,16 @@ def _sync(device: torch.device) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the loops
-def best_loop(config: RunConfig, data, device: torch.device) -> dict:
-    """Data on the device once; per-epoch permutation; losses stay on the device, read once per epoch."""
+def best_loop(config: RunConfig, data, device: torch.device, fused: bool = False) -> dict:
+    """Data on the device once; per-epoch permutation; losses stay on the device, read once per epoch.
+
+    `fused`: the same loop with the optimizer's fused kernel (`fused=True`), as tui-trainer builds it.
+    """
     kit = Kit(config.train.precision, device)
     x_tr, y_tr, _, _ = data.tensors
     x = x_tr.to(device, dtype=kit.param_dtype)
     y = y_tr.to(device)
-    model, optimizer = _model_and_optimizer(config, data, device, kit)
+    model, optimizer = _model_and_optimizer(config, data, device, kit, fused=True if fused else None)
     loss_fn = _loss_fn(data)
     batch = config.data.batch_size
     n = len(x)

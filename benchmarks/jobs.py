@@ -25,7 +25,7 @@ class Job:
     device: str = "cpu"
     precision: str = "fp32"
     repeats: int = 3
-    contestants: tuple[str, ...] = ("tui-trainer", "best", "seed", "lightning")
+    contestants: tuple[str, ...] = ("tui-trainer", "best", "seed", "lightning", "best-fused")
     extra: dict = field(default_factory=dict)
 
     def as_json(self) -> dict:

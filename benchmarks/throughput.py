@@ -6,7 +6,7 @@ from common import Section, alternating, get_worker, release, fmt, median, quiet
 from jobs import Job
 
 LABELS = {"tui-trainer": "tui-trainer", "best": "best hand-written loop", "seed": "seed-style loop",
-          "lightning": "PyTorch Lightning"}
+          "lightning": "PyTorch Lightning", "best-fused": "best loop + fused optimizer"}
 
 
 class Pool:
@@ -114,6 +114,10 @@ def section(job: Job, pool: Pool, log, contestants: list[str] | None = None, gpu
     if "lightning" in names:
         sec.notes.append("Lightning validates each epoch too (no logger, progress bar or checkpoint callback), "
                          "timed from on_train_start to on_train_end plus one save_checkpoint")
+    if "best-fused" in names:
+        sec.notes.append("tui-trainer builds its optimizer with fused=True where torch supports it; \"best loop + "
+                         "fused optimizer\" is the hand-written loop with that same choice, so tui-trainer's own "
+                         "cost shows against it, and the gain any loop gets from fusing shows against the best loop")
     sec.notes.append("final loss: the mean training loss over the last epoch (each contestant shuffles with its "
                      "own generator, so the trajectories differ)")
     sec.notes.append("threads: torch's intra-op threads during the run (tui-trainer picks 1 on the CPU when "

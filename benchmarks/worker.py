@@ -53,8 +53,8 @@ def run(command: dict, scratch: Path) -> dict:
         if name == "tui-trainer":
             return c.tui_trainer_run(cfg, scratch)
         data = _data(job, cfg)
-        if name == "best":
-            return c.best_loop(cfg, data, device)
+        if name in ("best", "best-fused"):
+            return c.best_loop(cfg, data, device, fused=name == "best-fused")
         if name == "seed":
             return c.seed_loop(cfg, data, device)
         if name == "lightning":
