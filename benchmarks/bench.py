@@ -159,10 +159,10 @@ def main(argv: list[str] | None = None) -> int:
                          tiny.preset, (f"train.epochs={epochs}",), warmup_steps=36, repeats=1 if quick else 3)
             jobs = [fast]
             if not quick:
-                jobs.append(J.Job("compute-ui", "compute-bound (200k x 64, MLP 512-512, batch 1024), 1 epoch: "
-                                                "~60 steps/s", compute.preset, ("train.epochs=1",), warmup_steps=5,
-                                  repeats=3))
-            return ui.ui_overhead(jobs, 1 if quick else (args.repeats or 3), log, pty=True, quick=quick)
+                jobs.append(J.Job("compute-ui", "compute-bound (200k x 64, MLP 512-512, batch 1024), 3 epochs: "
+                                                "~60 steps/s", compute.preset, ("train.epochs=3",), warmup_steps=5,
+                                  repeats=5))
+            return ui.ui_overhead(jobs, 1 if quick else args.repeats, log, pty=True, quick=quick)
 
         run_section("ui", ui_section)
 

@@ -2,7 +2,7 @@
 
 Beside it, losses.bin holds every train step's (step, loss) as binary pairs (int64, float64, this
 machine's byte order): the same numbers as the jsonl lines, so that a 10^6-step curve is read for a plot
-in a few hundredths of a second instead of parsing 10^6 JSON lines. metrics.jsonl stays the record a
+in about 0.3 s instead of about 3 s of parsing 10^6 JSON lines (2 cores). metrics.jsonl stays the record a
 user reads and processes; a run without losses.bin (another writer, an older tui-trainer) is read
 from the jsonl alone.
 """
