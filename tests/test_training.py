@@ -151,6 +151,20 @@ def test_plots_read_losses_bin_which_agrees_with_metrics_jsonl_and_survives_a_to
     assert read_curves(run_dir / "metrics.jsonl") == curves
 
 
+def test_resuming_a_run_written_without_losses_bin_keeps_its_whole_curve(tmp_path):
+    from tui_trainer.runs.metrics import MetricsLog
+    from tui_trainer.training.events import TrainProgress
+
+    metrics = tmp_path / "metrics.jsonl"  # an older tui-trainer's run: metrics.jsonl alone
+    metrics.write_text("".join(json.dumps({"step": s, "epoch": 0, "loss": 1.0 / s}) + "\n" for s in range(1, 11)))
+    log = MetricsLog(metrics)
+    log.record(TrainProgress(12, 0, (11, 12), (0.5, 0.25), 1e-3, 1.0, 1.0, 1.0))
+    log.close()
+    curves = read_curves(metrics)
+    assert list(curves.steps) == list(range(1, 13))
+    assert curves.losses[9:] == (0.1, 0.5, 0.25)
+
+
 def test_r2_metric_matches_scikit_learn(runs_dir):
     from sklearn.metrics import r2_score
 

@@ -28,7 +28,11 @@ class MetricsLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._file = open(self.path, "a", encoding="utf-8")
-        self._losses = open(self.path.with_name(LOSSES_NAME), "ab")
+        losses_path = self.path.with_name(LOSSES_NAME)
+        if not losses_path.exists() and self.path.stat().st_size:  # resuming a run written without it
+            curves = _curves_from_lines(self.path.read_text(encoding="utf-8", errors="replace").splitlines())
+            losses_path.write_bytes(b"".join(map(_PAIR.pack, curves.steps, curves.losses)))
+        self._losses = open(losses_path, "ab")
         self._steps_per_epoch = 0
 
     def record(self, event: object) -> None:
