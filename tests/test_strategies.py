@@ -169,6 +169,14 @@ def test_the_failure_names_the_killed_rank_not_the_one_torchrun_stopped_after_it
     assert failure_reason(tmp_path, rank_0_finished, 1).startswith("rank 1 was killed")
 
 
+def test_the_failure_names_the_rank_that_raised_not_the_one_torchrun_stopped_after_it(tmp_path):
+    from tui_trainer.runs.launcher import WORKER_LOG, failure_reason
+
+    (tmp_path / WORKER_LOG).write_text(TORCHRUN_FAILURE_LOG.replace("exitcode  : -9", "exitcode  : 1"))
+    states = {0: ("training", "", 1.0), 1: ("failed", "ValueError: bad batch", 2.0)}
+    assert failure_reason(tmp_path, states, 1) == "rank 1 failed: ValueError: bad batch"
+
+
 def test_a_stop_request_reaches_every_rank_which_checkpoint_and_exit(runs_dir):
     runner = create_runner(long_ddp_config(), RunStore(runs_dir))
     run_dir = runner.start()

@@ -151,18 +151,64 @@ def test_plots_read_losses_bin_which_agrees_with_metrics_jsonl_and_survives_a_to
     assert read_curves(run_dir / "metrics.jsonl") == curves
 
 
+def _resume_metrics(metrics, at_step: int, more_steps: tuple[int, ...]):
+    """What the runner does on resume: truncate to the checkpoint's step, then log the next steps."""
+    from tui_trainer.runs.metrics import MetricsLog, truncate_after
+    from tui_trainer.training.events import TrainProgress
+
+    truncate_after(metrics, at_step)
+    log = MetricsLog(metrics)
+    log.record(TrainProgress(more_steps[-1], 0, more_steps, tuple(0.5 / s for s in more_steps), 1e-3, 1.0, 1.0, 1.0))
+    log.close()
+    return read_curves(metrics)
+
+
 def test_resuming_a_run_written_without_losses_bin_keeps_its_whole_curve(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"  # an older tui-trainer's run: metrics.jsonl alone
+    metrics.write_text("".join(json.dumps({"step": s, "epoch": 0, "loss": 1.0 / s}) + "\n" for s in range(1, 11)))
+    curves = _resume_metrics(metrics, 10, (11, 12))
+    assert list(curves.steps) == list(range(1, 13))
+    assert curves.losses[9:] == (0.1, 0.5 / 11, 0.5 / 12)
+
+
+def test_resume_mends_losses_bin_that_missed_a_batch_the_jsonl_has(tmp_path):
     from tui_trainer.runs.metrics import MetricsLog
     from tui_trainer.training.events import TrainProgress
 
-    metrics = tmp_path / "metrics.jsonl"  # an older tui-trainer's run: metrics.jsonl alone
-    metrics.write_text("".join(json.dumps({"step": s, "epoch": 0, "loss": 1.0 / s}) + "\n" for s in range(1, 11)))
+    metrics = tmp_path / "metrics.jsonl"
     log = MetricsLog(metrics)
-    log.record(TrainProgress(12, 0, (11, 12), (0.5, 0.25), 1e-3, 1.0, 1.0, 1.0))
+    for steps in ((1, 2, 3), (4, 5, 6), (7, 8, 9)):
+        log.record(TrainProgress(steps[-1], 0, steps, tuple(1.0 / s for s in steps), 1e-3, 1.0, 1.0, 1.0))
     log.close()
-    curves = read_curves(metrics)
-    assert list(curves.steps) == list(range(1, 13))
-    assert curves.losses[9:] == (0.1, 0.5, 0.25)
+    pairs = (tmp_path / "losses.bin").read_bytes()
+    (tmp_path / "losses.bin").write_bytes(pairs[:3 * 16] + pairs[6 * 16:])  # killed between the two writes
+    with open(metrics, "a") as f:
+        f.write('{"step": 10, "epoch": 0, "loss": 0.1')  # and a torn line
+    curves = _resume_metrics(metrics, 8, (9, 10))
+    assert list(curves.steps) == list(range(1, 11))
+    assert curves.losses[:8] == tuple(1.0 / s for s in range(1, 9))
+
+
+def test_a_checkpoint_of_an_unfused_optimizer_resumes_into_a_fused_one_with_a_grad_scaler():
+    from tui_trainer.config.schema import OptimizerConfig
+    from tui_trainer.training.optim import build_optimizer, load_optimizer_state
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    old = torch.optim.Adam(model.parameters(), lr=1e-3)  # as tui-trainer built it before fusing
+    model(torch.randn(8, 4)).sum().backward()
+    old.step()
+    optimizer = build_optimizer(OptimizerConfig(name="adam", lr=1e-3), model.parameters())
+    load_optimizer_state(optimizer, old.state_dict())
+    assert optimizer.param_groups[0]["fused"] is True
+    optimizer.zero_grad()
+    scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = model(torch.randn(8, 4)).float().mean()
+    scaler.scale(loss).backward()
+    before = model.weight.detach().clone()
+    scaler.step(optimizer)  # torch raised here when the checkpoint's `fused: None` replaced ours
+    assert int(optimizer.state[model.weight]["step"]) == 2 and not torch.equal(before, model.weight)
 
 
 def test_r2_metric_matches_scikit_learn(runs_dir):

@@ -74,7 +74,8 @@ class ProcessRunner(Runner):
         env = dict(os.environ)
         # The workers import the same tui_trainer as this process (also when it runs from a checkout).
         package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        if package_root not in _site_dirs():  # an installed copy: site-packages is on their path already
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         if self.config.train.threads:
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)
         elif self.distributed:
@@ -193,15 +194,18 @@ def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], cod
         run_dir / WORKER_LOG).exists() else ""
     exits = {int(r): int(c) for r, c in re.findall(r"rank\s*:\s*(\d+).*?\n\s*exitcode\s*:\s*(-?\d+)", log)}
     died = sorted(r for r, (state, _, _) in states.items() if state not in FINAL_STATES)
-    # SIGTERM is how torchrun (and we) stop the survivors, so any other signal names the culprit.
+    # SIGTERM is how torchrun (and we) stop the survivors once one rank has gone, so a rank killed by
+    # another signal, then a rank that recorded its own failure, names the culprit before a SIGTERM does.
     signalled = sorted((exits[r] == -signal.SIGTERM, r) for r in died if exits.get(r, 0) < 0)
-    if signalled:
-        rank = signalled[0][1]
-        return f"rank {rank} was killed by signal {-exits[rank]} ({_signal_name(-exits[rank])})"
+    killed = [r for terminated, r in signalled if not terminated]
+    if killed:
+        return f"rank {killed[0]} was killed by signal {-exits[killed[0]]} ({_signal_name(-exits[killed[0]])})"
     failed = sorted((when, r, detail) for r, (state, detail, when) in states.items() if state == "failed" and detail)
     if failed:
         _, rank, detail = failed[0]
         return f"rank {rank} failed: {detail[:300]}"
+    if signalled:
+        return f"rank {signalled[0][1]} was killed by signal {signal.SIGTERM.value} (SIGTERM)"
     if died:
         return f"rank {died[0]} exited without reporting (exit code {code}; see {WORKER_LOG})"
     tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no output"]
@@ -232,6 +236,13 @@ def kill_leftovers(process: subprocess.Popen | None, run_dir: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _site_dirs() -> set[str]:
+    import site
+
+    dirs = [*site.getsitepackages(), site.getusersitepackages()]
+    return {str(Path(d).resolve()) for d in dirs}
 
 
 def _summary_fields(data: dict) -> dict:

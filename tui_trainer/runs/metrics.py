@@ -28,11 +28,7 @@ class MetricsLog:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._file = open(self.path, "a", encoding="utf-8")
-        losses_path = self.path.with_name(LOSSES_NAME)
-        if not losses_path.exists() and self.path.stat().st_size:  # resuming a run written without it
-            curves = _curves_from_lines(self.path.read_text(encoding="utf-8", errors="replace").splitlines())
-            losses_path.write_bytes(b"".join(map(_PAIR.pack, curves.steps, curves.losses)))
-        self._losses = open(losses_path, "ab")
+        self._losses = open(self.path.with_name(LOSSES_NAME), "ab")
         self._steps_per_epoch = 0
 
     def record(self, event: object) -> None:
@@ -151,25 +147,30 @@ def downsample(values: tuple[float, ...] | list[float], points: int) -> list[flo
 
 
 def truncate_after(path: str | Path, step: int) -> None:
-    """Drop lines and pairs after `step` (a resumed run continues from its checkpoint, not from its last log)."""
+    """Keep the lines up to `step` (a resumed run continues from its checkpoint, not from its last log).
+
+    losses.bin is rebuilt from the kept lines, so the two files agree again whatever happened before:
+    a kill between their writes, a run written before losses.bin existed, a torn last line.
+    """
     path = Path(path)
-    if path.exists():
-        kept = []
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    if json.loads(line)["step"] <= step:
-                        kept.append(line)
-                except (json.JSONDecodeError, KeyError, TypeError):
+    if not path.exists():
+        return
+    kept, pairs = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                continue  # torn: the next line would be glued onto it
+            try:
+                row = json.loads(line)
+                if row["step"] > step:
                     continue
-        _replace(path, "".join(kept).encode("utf-8"))
-    pairs_path = path.with_name(LOSSES_NAME)
-    if pairs_path.exists():
-        data = pairs_path.read_bytes()
-        view = memoryview(data)[:len(data) - len(data) % _PAIR.size]
-        size = _PAIR.size
-        _replace(pairs_path, b"".join(view[i * size:(i + 1) * size]
-                                      for i, s in enumerate(view.cast("q")[0::2].tolist()) if s <= step))
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+            kept.append(line)
+            if "loss" in row:
+                pairs.append(_PAIR.pack(row["step"], row["loss"]))
+    _replace(path, "".join(kept).encode("utf-8"))
+    _replace(path.with_name(LOSSES_NAME), b"".join(pairs))
 
 
 def _replace(path: Path, content: bytes) -> None:

@@ -23,7 +23,7 @@ from tui_trainer.training.checkpoint import load_checkpoint, rng_state, save_che
 from tui_trainer.training.data import load_task_data, make_loader, plan_epoch, steps_per_epoch
 from tui_trainer.training.events import CheckpointSaved, EvalResult, Event, LogLine, RunStarted, TrainProgress
 from tui_trainer.training.models import build_model, parameter_count
-from tui_trainer.training.optim import build_optimizer, lr_at
+from tui_trainer.training.optim import build_optimizer, load_optimizer_state, lr_at
 from tui_trainer.training.precision import get_precision
 from tui_trainer.training.strategies import Strategy, make_strategy
 
@@ -362,7 +362,7 @@ class Trainer:
 
     def _load(self, state: dict) -> None:
         self.strategy.unwrap(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(self.optimizer, state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
