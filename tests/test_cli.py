@@ -89,6 +89,27 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_resume_finishes_the_run(tmp_path
     assert again.returncode == 2 and "already completed" in again.stderr
 
 
+def test_ctrl_c_with_the_output_pipe_closed_still_stops_cleanly_with_a_checkpoint(tmp_path):
+    # `tui-trainer run ... | tee log` then Ctrl-C: the terminal's SIGINT kills tee too, so the
+    # "stopping" line meets a closed pipe; the run must still stop, checkpoint and exit 130.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui_trainer", "run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path),
+         "--set", "train.epochs=1000", "--progress-every", "0.2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    for line in process.stdout:
+        if line.startswith(b"step "):
+            break
+        assert time.monotonic() < deadline
+    process.stdout.close()  # the reader is gone
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "stopped"
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary["step"] > 0
+
+
 def test_presets_json_lists_name_description_and_validity():
     result = cli("presets", "--json")
     assert result.returncode == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import time
@@ -24,12 +25,11 @@ def follow(runner: Runner, out: TextIO = sys.stdout, every: float = 2.0) -> int:
                 return 130 if interrupted and code != 0 else code
         except KeyboardInterrupt:
             if interrupted:
-                print("second Ctrl-C: leaving now (the last checkpoint is kept)", file=out, flush=True)
+                printer.say("second Ctrl-C: leaving now (the last checkpoint is kept)")
                 return 130
             interrupted = True
             runner.stop()
-            print("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to leave now)",
-                  file=out, flush=True)
+            printer.say("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to leave now)")
 
 
 class _Printer:
@@ -42,7 +42,14 @@ class _Printer:
         self.last_line = ""
 
     def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
+        """Print a line; if the reader is gone (`| tee` killed by the same Ctrl-C), train on silently."""
+        if self.out is None:
+            return
+        try:
+            print(text, file=self.out, flush=True)
+        except (BrokenPipeError, OSError, ValueError):
+            gone, self.out = self.out, None
+            _silence(gone)
 
     def pump(self) -> int | None:
         """Handle the next event (waiting at most 0.2 s); return the exit code once the run has ended."""
@@ -140,3 +147,14 @@ def format_seconds(seconds: float | None) -> str:
     if seconds >= 60:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds}s"
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a stream's descriptor at /dev/null, so that the interpreter's flush at exit cannot fail."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
