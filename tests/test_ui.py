@@ -152,6 +152,25 @@ async def test_preset_picked_by_keys_loads_its_options(presets_dir, runs_dir):
         assert pane(app).query_one("#accumulate").value == str(chosen.config.train.accumulate)
 
 
+async def test_a_preset_that_cannot_be_read_shows_its_error_not_the_previous_options(presets_dir, runs_dir):
+    text = (presets_dir / "cpu-quick.toml").read_text()
+    (presets_dir / "typo.toml").write_text(text.replace('precision = "fp32"', 'precision = "fp17"'))
+    assert "fp17" in (presets_dir / "typo.toml").read_text()
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        await pilot.press(*["down"] * [e.name for e in presets.entries].index("typo"))
+        await pilot.pause()
+        options = pane(app)
+        assert options.entry.name == "typo"
+        assert not any(row.display for row in options.query(".row")), "no option rows from another preset"
+        assert 'train.precision = "fp17"' in str(options.query_one("#problems").render())
+        await pilot.press("up")
+        await pilot.pause()
+        assert all(row.display for row in options.query(".row"))
+
+
 async def test_changing_precision_and_accumulation_revalidates_at_once(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -90,6 +90,8 @@ class OptionsPane(VerticalScroll, can_focus=False):
         editable = entry is not None and entry.config is not None
         for widget in self.query("Select, Input, SelectionList"):
             widget.disabled = not editable
+        for row in self.query(".row, SelectionList"):  # a preset that cannot be read has no options to show
+            row.display = editable
         if entry is None:
             title.update("no presets: add TOML files to the presets directory")
             self._show(None)
