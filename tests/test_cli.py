@@ -108,6 +108,10 @@ def test_ctrl_c_with_the_output_pipe_closed_still_stops_cleanly_with_a_checkpoin
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "stopped"
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary["step"] > 0
+    # resumed by its id as `tui-trainer runs` lists it, with --runs-dir after the command
+    resumed = cli("resume", run_dir.name, "--runs-dir", str(tmp_path), "--headless", timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
 
 
 def test_presets_json_lists_name_description_and_validity():

@@ -48,9 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_args(run)
 
     resume = sub.add_parser("resume", help="continue a stopped run to its planned end")
-    resume.add_argument("run_dir", type=Path, help="the run's directory, e.g. runs/20261127-101500-cpu-quick")
+    resume.add_argument("run_dir", type=Path, help="the run's directory, e.g. runs/20261127-101500-cpu-quick, "
+                                                   "or its id (in --runs-dir)")
     resume.add_argument("--headless", action="store_true", help="no app: print progress lines")
     resume.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS")
+    _add_store_args(resume)
 
     presets = sub.add_parser("presets", help="list presets with their description and validity")
     presets.add_argument("--json", action="store_true", help="print JSON")
@@ -64,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     from tui_trainer.cli import gpus as gpus_command
 
     gpus_command.add_arguments(gpus)
+    _add_store_args(gpus)
     return parser
 
 
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args, presets_dir)
         if args.command == "resume":
-            return cmd_resume(args)
+            return cmd_resume(args, presets_dir)
         if args.command == "presets":
             return cmd_presets(args, presets_dir)
         if args.command == "runs":
@@ -135,11 +138,13 @@ def cmd_run(args, presets_dir: Path) -> int:
     return follow(runner, every=args.progress_every)
 
 
-def cmd_resume(args) -> int:
+def cmd_resume(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError
     from tui_trainer.runs import Runner, read_summary
 
     run_dir = args.run_dir
+    if not run_dir.exists() and (Path(args.runs_dir) / run_dir).exists():  # a run id, as `runs` lists it
+        run_dir = Path(args.runs_dir) / run_dir
     if not (run_dir / "config.toml").exists():
         print(f"error: {run_dir}: not a run directory (no config.toml)", file=sys.stderr)
         return 2
@@ -161,7 +166,7 @@ def cmd_resume(args) -> int:
     if in_app:
         from tui_trainer.ui.app import run_app
 
-        return run_app(presets_dir=default_presets_dir(), runs_dir=run_dir.parent, runner=runner)
+        return run_app(presets_dir=presets_dir, runs_dir=run_dir.parent, runner=runner)
     from tui_trainer.cli.headless import follow
 
     runner.start()
