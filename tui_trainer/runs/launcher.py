@@ -87,6 +87,7 @@ class ProcessRunner(Runner):
                                             start_new_session=True, preexec_fn=_die_with_parent)
             code = self._follow(run_dir)
         summary = self._finish(run_dir, code, time.perf_counter() - clock, started_at)
+        (run_dir / STOP_FILE).unlink(missing_ok=True)  # served; the run's directory keeps only its record
         self.summary = summary
         self.events.put(RunFinished(summary))
 

@@ -41,7 +41,8 @@ class CurveView(Widget):
              val_bounds: tuple[float, float] | None = None) -> None:
         """Draw the curves (at the given scales, else each at its own)."""
         for name, values, bounds in (("train", curves.losses, train_bounds), ("val", curves.val_losses, val_bounds)):
-            points = smoothed(values)
+            finite = [v for v in values if math.isfinite(v)]
+            points = downsample(finite, SMOOTH_POINTS)
             plot = self.query_one(f"#{name}-plot", SparkPlot)
             low_high = bounds or ((min(points), max(points)) if points else None)
             plot.log = use_log_scale(low_high) if low_high else False
@@ -52,8 +53,9 @@ class CurveView(Widget):
                 title.update(f"{name} loss: no values recorded")
                 continue
             scale = "  log" if plot.log_scale else ""
-            title.update(f"{name} loss {fmt.number(points[-1])}  min {fmt.number(min(points))}  "
-                         f"max {fmt.number(max(points))}{scale}")
+            # The figures are the recorded values; only the drawing averages them.
+            title.update(f"{name} loss {fmt.number(finite[-1])}  min {fmt.number(min(finite))}  "
+                         f"max {fmt.number(max(finite))}{scale}")
 
 
 def smoothed(values, points: int = SMOOTH_POINTS) -> list[float]:

@@ -38,8 +38,10 @@ class RunProgress(Widget):
             return Text("\n").join([first, Text(f"{s.precision}", no_wrap=True)])
         epoch = f"  epoch {p.epoch}" if p is not None else ""
         first.append(f"  step {s.step:,}/{s.total_steps:,}{epoch}  ")
-        eta_s = 0.0 if s.ended else (p.eta_s if p is not None else None)
-        eta = f" {s.fraction:4.0%}  ETA {fmt.seconds(eta_s)}"
+        if s.ended:  # a stopped run has no ETA; a completed one is at 100%
+            eta = f" {s.fraction:4.0%}"
+        else:
+            eta = f" {s.fraction:4.0%}  ETA {fmt.seconds(p.eta_s if p is not None else None)}"
         room = width - len(first) - len(eta)
         if room >= 5:
             first.append(fmt.bar(s.fraction, min(room, 30)), "green")
