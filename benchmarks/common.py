@@ -393,19 +393,7 @@ def quiet_call(worker: Worker, command: dict, log, noisy: float = 0.15, retries:
 
     The quietest attempt is kept, with its load under "busy".
     """
-    best = None
-    retries = QUIET["retries"] if retries is None else retries
-    for _ in range(retries + 1):
-        wait_for_quiet()
-        with Busy(worker.ps) as busy:
-            out = worker.call(**command)
-        out["busy"] = busy.others
-        if best is None or out["busy"] < best["busy"] or "error" in best:
-            best = out
-        if "error" in out or out["busy"] <= noisy:
-            break
-        log(f"  (other processes used {out['busy']:.0%} of the CPU: measuring again)")
-    return best
+    return quiet_run(lambda: worker.call(**command), log, noisy, retries, procs=(worker.ps,))
 
 
 def quiet_run(fn, log, noisy: float = 0.15, retries: int | None = None, procs=()):

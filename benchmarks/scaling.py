@@ -11,7 +11,7 @@ from pathlib import Path
 
 from common import ROOT, Section, alternating, get_worker, release, fmt, median, quiet_call, quiet_run
 from jobs import Job
-from ui import headless_run, tui_command
+from ui import headless_run, timed_command, tui_command
 
 
 def _pairs(a: list[float], b: list[float]) -> float | None:
@@ -155,7 +155,7 @@ def scale(memory_job: Job, marks: list[int], runs: int, log) -> Section:
         subprocess.run([*tui_command(), "runs", "--runs-dir", str(store)], capture_output=True, cwd=ROOT)
         times = []
         for _ in range(3):
-            out = quiet_run(lambda: _timed([*tui_command(), "runs", "--runs-dir", str(store)]), log)
+            out = quiet_run(lambda: timed_command([*tui_command(), "runs", "--runs-dir", str(store)]), log)
             times.append(out["seconds"])
             if out["code"] != 0:
                 sec.notes.append(f"`tui-trainer runs` exited {out['code']}")
@@ -197,12 +197,6 @@ def scale(memory_job: Job, marks: list[int], runs: int, log) -> Section:
     sec.notes.append("runs: the whole `tui-trainer runs` process, interpreter start included, over a store of copies "
                      "of a real run's config.toml and summary.json")
     return sec
-
-
-def _timed(argv: list[str]) -> dict:
-    started = time.perf_counter()
-    out = subprocess.run(argv, capture_output=True, cwd=ROOT)
-    return {"seconds": time.perf_counter() - started, "code": out.returncode}
 
 
 def _make_store(store: Path, template: Path | None, count: int) -> None:

@@ -196,7 +196,7 @@ def startup(repeats: int, log) -> Section:
     help_times = []
     subprocess.run([*tui_command(), "--help"], capture_output=True, cwd=ROOT)  # warm the file cache
     for _ in range(repeats):
-        out = quiet_run(lambda: _timed([*tui_command(), "--help"]), log)
+        out = quiet_run(lambda: timed_command([*tui_command(), "--help"]), log)
         help_times.append(out["seconds"])
     sec.rows.append(["`tui-trainer --help`", fmt(median(help_times), ".3f"),
                      " ".join(f"{t:.3f}" for t in help_times), "whole process, interpreter start included"])
@@ -228,7 +228,8 @@ def startup(repeats: int, log) -> Section:
     return sec
 
 
-def _timed(argv: list[str]) -> dict:
+def timed_command(argv: list[str]) -> dict:
+    """Run a command from the repository root; its wall time and exit code."""
     started = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, cwd=ROOT)
     return {"seconds": time.perf_counter() - started, "code": out.returncode}
