@@ -6,7 +6,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from common import ROOT, Section, alternating, get_worker, release, fmt, median, quiet_call, quiet_run
