@@ -22,8 +22,8 @@ from tui_trainer.config import Machine, VisibleGpu, load_config
 from tui_trainer.hardware import GpuSampler
 from tui_trainer.runs import Runner, RunStore
 from tui_trainer.ui.app import TrainerApp
-from tui_trainer.ui.live_run import LiveRun
-from tui_trainer.ui.run_state import RunState, Series
+from tui_trainer.session.live_run import LiveRun
+from tui_trainer.session.run_state import RunState, Series
 from tui_trainer.ui.screens.compare import CompareScreen
 from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
 from tui_trainer.ui.screens.help import HelpScreen

@@ -22,9 +22,9 @@ from textual.binding import Binding
 from tui_trainer.config import Machine
 from tui_trainer.runs import Runner, RunStore, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
-from tui_trainer.ui.live_run import LiveRun
+from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
-from tui_trainer.ui.monitor import MachineView, ProcessProbe
+from tui_trainer.session.monitor import MachineView, ProcessProbe
 from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
 from tui_trainer.ui.screens.help import HelpScreen
 from tui_trainer.ui.screens.launch import LaunchScreen

@@ -12,7 +12,7 @@ from textual.message import Message
 
 from tui_trainer.config import PresetEntry, RunConfig
 from tui_trainer.runs import Curves, RunRecord
-from tui_trainer.ui.options import Evaluated
+from tui_trainer.session.options import Evaluated
 
 
 @dataclass

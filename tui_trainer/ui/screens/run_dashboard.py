@@ -9,8 +9,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_trainer.config import gpu_ids
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.live_run import LiveRun
+from tui_trainer.session import format as fmt
+from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
 from tui_trainer.ui.widgets.cpu_panel import CpuPanel
 from tui_trainer.ui.widgets.gpu_panel import GpuPanel

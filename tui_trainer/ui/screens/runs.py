@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui_trainer.runs import RunRecord
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 from tui_trainer.ui.messages import RunEnded, RunsLoaded, RunUpdated
 from tui_trainer.ui.screens.compare import CompareScreen
 from tui_trainer.ui.screens.run_detail import RunDetailScreen

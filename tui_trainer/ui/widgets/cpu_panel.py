@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.monitor import ProcessSample
+from tui_trainer.session import format as fmt
+from tui_trainer.session.monitor import ProcessSample
 from tui_trainer.ui.widgets.spark_plot import SparkPlot
 
 

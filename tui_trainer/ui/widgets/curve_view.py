@@ -9,7 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui_trainer.runs import Curves, downsample
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 from tui_trainer.ui.widgets.spark_plot import SparkPlot, use_log_scale
 
 SMOOTH_POINTS = 300

@@ -11,7 +11,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui_trainer.hardware import GpuSample
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 from tui_trainer.ui.widgets.spark_plot import SparkPlot
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import RichLog
 
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.session.run_state import RunState
 
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan", "info": ""}
 

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 from tui_trainer.ui.widgets.spark_plot import SparkPlot
 
 

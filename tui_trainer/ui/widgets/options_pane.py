@@ -15,7 +15,7 @@ from textual.widgets import Input, Label, Select, SelectionList, Static
 
 from tui_trainer.config import Machine, PresetEntry
 from tui_trainer.config.schema import device_count
-from tui_trainer.ui import options
+from tui_trainer.session import options
 from tui_trainer.ui.messages import OptionsChanged
 from tui_trainer.ui.widgets.number_input import NumberInput
 

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.session.run_state import RunState
 
 STATE_STYLE = {"failed": "bold red", "diverged": "bold red", "training": "green", "completed": "green",
                "stopped": "yellow"}

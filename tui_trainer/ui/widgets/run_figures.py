@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 
 
 def figures_text(summary: dict, run_id: str) -> Text:

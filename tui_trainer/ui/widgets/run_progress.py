@@ -6,8 +6,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.session import format as fmt
+from tui_trainer.session.run_state import RunState
 
 STATUS_STYLE = {"running": "bold green", "completed": "bold", "stopped": "bold yellow", "stopping": "yellow",
                 "failed": "bold red", "diverged": "bold red", "starting": "dim"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tui_trainer.runs import Runner, RunStore, create_runner
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.session.run_state import RunState
 
 RESUMABLE = ("stopped", "interrupted", "failed")
 
