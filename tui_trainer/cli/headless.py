@@ -9,6 +9,7 @@ import time
 from typing import TextIO
 
 from tui_trainer.runs import Runner
+from tui_trainer.session import format as fmt
 from tui_trainer.training.events import EvalResult, LogLine, RankState, RunFinished, RunStarted, TrainProgress
 
 EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 1, "stopped": 130}
@@ -114,20 +115,20 @@ class _State:
         parts.append(f"{p.samples_per_s:,.0f} samples/s")
         if p.scaler_scale is not None:
             parts.append(f"scale {p.scaler_scale:g} skipped {p.skipped_steps}")
-        parts.append(f"ETA {format_seconds(p.eta_s)}")
+        parts.append(f"ETA {fmt.seconds(p.eta_s)}")
         return "  ".join(parts)
 
 
 def summary_text(summary, run_dir) -> str:
     """The closing lines of a headless run."""
-    def fmt(value, spec=".4g"):
+    def figure(value, spec=".4g"):
         return "-" if value is None else format(value, spec)
 
     lines = [
         f"{summary.status}: {summary.name} at step {summary.step}/{summary.total_steps} in "
-        f"{format_seconds(summary.wall_s)}",
-        f"  final loss {fmt(summary.final_loss)}  val loss {fmt(summary.final_val_loss)}  "
-        f"{summary.metric_name or 'metric'} {fmt(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
+        f"{fmt.seconds(summary.wall_s)}",
+        f"  final loss {figure(summary.final_loss)}  val loss {figure(summary.final_val_loss)}  "
+        f"{summary.metric_name or 'metric'} {figure(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
         f"  run directory: {run_dir}",
     ]
     if summary.skipped_steps:
@@ -135,18 +136,6 @@ def summary_text(summary, run_dir) -> str:
     if summary.error:
         lines.insert(1, f"  error: {summary.error}")
     return "\n".join(lines)
-
-
-def format_seconds(seconds: float | None) -> str:
-    """1h02m, 3m05s, 12s: short and readable; "?" when unknown."""
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "?"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 def _silence(stream: TextIO) -> None:

@@ -112,13 +112,14 @@ def resolve_preset(text: str, presets_dir: Path) -> Path:
 
 def cmd_run(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError, ensure_runnable, load_config
+    from tui_trainer.hardware import detect_machine
 
     try:
         overrides = list(args.overrides)
         if args.rdzv_endpoint:
             overrides.append(f"strategy.rdzv_endpoint={args.rdzv_endpoint}")
         config = load_config(resolve_preset(args.preset, presets_dir), overrides)
-        ensure_runnable(config)
+        ensure_runnable(config, detect_machine())
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -175,8 +176,9 @@ def cmd_resume(args, presets_dir: Path) -> int:
 
 def cmd_presets(args, presets_dir: Path) -> int:
     from tui_trainer.config import discover_presets
+    from tui_trainer.hardware import detect_machine
 
-    entries = discover_presets(presets_dir)
+    entries = discover_presets(presets_dir, detect_machine())
     if args.json:
         print(json.dumps([{"name": e.name, "path": str(e.path), "description": e.description, "valid": e.valid,
                            "errors": list(e.errors)} for e in entries], indent=2))
@@ -203,14 +205,14 @@ def cmd_runs(args) -> int:
     if not records:
         print(f"no runs in {args.runs_dir}")
         return 0
-    from tui_trainer.cli.headless import format_seconds
+    from tui_trainer.session.format import seconds
 
     print(f"{'run':<40} {'status':<11} {'steps':>13} {'loss':>10} {'val loss':>10} {'samples/s':>10} {'time':>7}")
     for r in records:
         loss = "-" if r.final_loss is None else f"{r.final_loss:.4g}"
         val = "-" if r.final_val_loss is None else f"{r.final_val_loss:.4g}"
         print(f"{r.run_id:<40} {r.status:<11} {f'{r.step}/{r.total_steps}':>13} {loss:>10} {val:>10} "
-              f"{r.samples_per_s:>10,.0f} {format_seconds(r.wall_s):>7}")
+              f"{r.samples_per_s:>10,.0f} {seconds(r.wall_s):>7}")
     return 0
 
 

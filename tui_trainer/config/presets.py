@@ -8,7 +8,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from tui_trainer.config.errors import _MISSING, ConfigError, ConfigProblem
+from tui_trainer.config.machine import Machine
 from tui_trainer.config.schema import BUILTIN_DATASETS, SECTIONS, RunConfig, to_dict
+from tui_trainer.config.validate import validate_for_machine
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -201,17 +203,16 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     return out
 
 
-def discover_presets(directory: str | Path) -> list[PresetEntry]:
-    """Every `*.toml` in a directory, sorted by name; invalid presets are kept with their errors."""
-    from tui_trainer.config.validate import validate_for_machine
-
+def discover_presets(directory: str | Path, machine: Machine) -> list[PresetEntry]:
+    """Every `*.toml` in a directory, sorted by name, validated against `machine`; invalid presets are
+    kept with their errors."""
     entries = []
     for path in sorted(Path(directory).glob("*.toml")):
         description, config, errors = "", None, ()
         try:
             config = load_config(path)
             description = config.description
-            errors = tuple(str(p) for p in validate_for_machine(config))
+            errors = tuple(str(p) for p in validate_for_machine(config, machine))
         except ConfigError as exc:
             errors = tuple(str(p) for p in exc.problems)
             try:

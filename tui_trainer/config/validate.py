@@ -27,12 +27,12 @@ def gpu_ids(config: RunConfig, machine: Machine) -> tuple[int, ...]:
     return tuple(range(devices))
 
 
-def validate_for_machine(config: RunConfig, machine: Machine | None = None) -> list[ConfigProblem]:
-    """Every reason this machine cannot run the config, one line each (empty when it can)."""
-    if machine is None:
-        from tui_trainer.hardware.machine import detect_machine
+def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProblem]:
+    """Every reason `machine` cannot run the config, one line each (empty when it can).
 
-        machine = detect_machine()
+    The caller passes the machine (`tui_trainer.hardware.detect_machine()` for this one): config sits
+    below hardware and never imports it.
+    """
     problems = []
 
     def problem(key: str, value: object, why: str) -> None:
@@ -78,8 +78,8 @@ def validate_for_machine(config: RunConfig, machine: Machine | None = None) -> l
     return problems
 
 
-def ensure_runnable(config: RunConfig, machine: Machine | None = None) -> None:
-    """Raise ConfigError when this machine cannot run the config."""
+def ensure_runnable(config: RunConfig, machine: Machine) -> None:
+    """Raise ConfigError when `machine` cannot run the config."""
     problems = validate_for_machine(config, machine)
     if problems:
         raise ConfigError(problems)

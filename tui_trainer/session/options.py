@@ -78,7 +78,7 @@ def overrides(values: dict[str, str]) -> list[str]:
     return out
 
 
-def evaluate(base: RunConfig, values: dict[str, str], machine: Machine | None = None) -> Evaluated:
+def evaluate(base: RunConfig, values: dict[str, str], machine: Machine) -> Evaluated:
     """Apply the values to a preset's config and validate, machine checks included.
 
     Problems read `key = value: what is allowed` (no file name: the pane is the source).
@@ -91,7 +91,7 @@ def evaluate(base: RunConfig, values: dict[str, str], machine: Machine | None = 
     return Evaluated(config, _lines(problems), _keys(problems))
 
 
-def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Machine | None = None) -> list[Choice]:
+def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Machine) -> list[Choice]:
     """Every value of a choice option, each with the reason this machine cannot run it (if any).
 
     A value is judged with the other options as they are now. Its reason is a problem of that option

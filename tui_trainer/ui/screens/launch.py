@@ -12,23 +12,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
-from tui_trainer.config import Machine, PresetEntry, discover_presets, save_preset, validate_for_machine
+from tui_trainer.config import Machine, discover_presets, save_preset
 from tui_trainer.ui.messages import MachineSampled, OptionsChanged, PresetsLoaded
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.gpu_list import GpuList
 from tui_trainer.ui.widgets.options_pane import OptionsPane
 from tui_trainer.ui.widgets.preset_list import PresetList
-
-
-def load_presets(directory: Path, machine: Machine) -> list[PresetEntry]:
-    """The presets of a directory, each validated against `machine` (the one the app shows)."""
-    entries = []
-    for entry in discover_presets(directory):
-        if entry.config is not None:
-            problems = validate_for_machine(entry.config, machine)
-            entry = replace(entry, errors=tuple(str(p) for p in problems))
-        entries.append(entry)
-    return entries
 
 
 class LaunchScreen(Screen):
@@ -70,7 +59,7 @@ class LaunchScreen(Screen):
     # ------------------------------------------------------------ presets
     def reload_presets(self, highlight: str | None = None) -> None:
         """Read the presets directory (a few small TOML files: fast enough for the UI thread)."""
-        self.post_message(PresetsLoaded(load_presets(self.presets_dir, self.machine), highlight))
+        self.post_message(PresetsLoaded(discover_presets(self.presets_dir, self.machine), highlight))
 
     def on_presets_loaded(self, message: PresetsLoaded) -> None:
         presets = self.query_one(PresetList)
