@@ -141,10 +141,3 @@ def test_help_and_the_package_do_not_import_torch_or_textual():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
-
-
-def test_domain_packages_never_import_textual():
-    code = ("import sys\nimport tui_trainer.training.loop, tui_trainer.runs, tui_trainer.hardware, tui_trainer.config\n"
-            "print('textual' in sys.modules, 'rich' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    assert result.stdout.strip() == "False False", result.stderr
