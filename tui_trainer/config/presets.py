@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tui_trainer.config.errors import _MISSING, ConfigError, ConfigProblem
 from tui_trainer.config.machine import Machine
-from tui_trainer.config.schema import BUILTIN_DATASETS, SECTIONS, RunConfig, to_dict
+from tui_trainer.config.schema import BUILTIN_DATASETS, SECTIONS, RunConfig, as_written, to_dict
 from tui_trainer.config.validate import validate_for_machine
 
 if sys.version_info >= (3, 11):
@@ -180,7 +180,7 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if s.name == "single" and isinstance(s.devices, tuple) and len(s.devices) != 1:
         out.append(("strategy.devices", list(s.devices), "strategy \"single\" uses one GPU id, e.g. [0]"))
     if s.name == "dp" and (s.devices if isinstance(s.devices, int) else len(s.devices)) < 2:
-        out.append(("strategy.devices", _plain(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
+        out.append(("strategy.devices", as_written(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
                     "for one GPU choose \"single\""))
     if isinstance(s.devices, tuple) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
         out.append(("strategy.devices", list(s.devices), "expected distinct GPU ids (only model-parallel may "
@@ -188,7 +188,7 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if s.nodes > 1 and s.name not in ("ddp", "hybrid"):
         out.append(("strategy.nodes", s.nodes, "several nodes need strategy.name = \"ddp\" (or \"hybrid\")"))
     if s.name == "hybrid" and (len(s.devices) if isinstance(s.devices, tuple) else s.devices) % s.stages:
-        out.append(("strategy.devices", _plain(s.devices), f"hybrid needs a multiple of strategy.stages = {s.stages} "
+        out.append(("strategy.devices", as_written(s.devices), f"hybrid needs a multiple of strategy.stages = {s.stages} "
                     "devices: each replica holds one model cut into that many stages"))
     if s.nodes > 1 and not _is_endpoint(s.rdzv_endpoint):
         out.append(("strategy.rdzv_endpoint", s.rdzv_endpoint,
@@ -248,10 +248,6 @@ def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
             raw[section] = value
         origins[key] = "--set"
     return parse_config(raw, source=config.source, name=config.name, origins=origins)
-
-
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def _unknown(key: str, known: list[str], what: str) -> str:

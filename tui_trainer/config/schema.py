@@ -7,7 +7,7 @@ preset reference, the TOML writer and the UI's option pane.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 PRECISIONS = ("fp32", "tf32", "fp16-mixed", "bf16-mixed", "bf16-true")
 STRATEGIES = ("cpu", "single", "dp", "ddp", "model-parallel", "hybrid")
@@ -170,22 +170,15 @@ def device_count(devices: object) -> int:
     return len(devices) if isinstance(devices, (list, tuple)) else int(devices)
 
 
-def field_default(section: type, name: str) -> object:
-    """The default value of one schema field."""
-    for f in fields(section):
-        if f.name == name:
-            return f.default_factory() if f.default is MISSING else f.default
-    raise KeyError(name)
-
-
 def to_dict(config: RunConfig) -> dict:
     """The config as plain TOML-ready data (every field, defaults included)."""
     out: dict = {"description": config.description}
     for section_name in SECTIONS:
         section = getattr(config, section_name)
-        out[section_name] = {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+        out[section_name] = {f.name: as_written(getattr(section, f.name)) for f in fields(section)}
     return out
 
 
-def _plain(value: object) -> object:
+def as_written(value: object) -> object:
+    """A value as TOML (and a problem message) writes it: tuples of GPU ids as lists."""
     return list(value) if isinstance(value, tuple) else value

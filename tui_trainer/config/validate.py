@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tui_trainer.config.errors import ConfigError, ConfigProblem
 from tui_trainer.config.machine import Machine
-from tui_trainer.config.schema import RunConfig, device_count
+from tui_trainer.config.schema import RunConfig, as_written, device_count
 
 
 def uses_gpu(config: RunConfig, machine: Machine) -> bool:
@@ -54,7 +54,7 @@ def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProb
         have = {g.index for g in machine.gpus}
         missing = [i for i in wanted if i not in have]
         if missing:
-            problem("strategy.devices", _as_written(s.devices),
+            problem("strategy.devices", as_written(s.devices),
                     f"GPU id(s) {', '.join(map(str, missing))} do not exist; {machine.describe_gpus()}")
         elif s.name == "dp" and len(wanted) < 2:
             problem("strategy.name", s.name, "DataParallel needs at least 2 GPUs; choose \"single\" or \"ddp\"")
@@ -83,8 +83,4 @@ def ensure_runnable(config: RunConfig, machine: Machine) -> None:
     problems = validate_for_machine(config, machine)
     if problems:
         raise ConfigError(problems)
-
-
-def _as_written(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
 

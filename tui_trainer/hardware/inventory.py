@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from tui_trainer.hardware.nvml import NO_GPU, GpuLost, Nvml, default_nvml, describe_error
 
-MIB = 1024 * 1024
+MIB = 1024 * 1024  # bytes in a MiB: every memory figure in the app is in MiB
 _FROM_ENVIRONMENT = object()
 
 
