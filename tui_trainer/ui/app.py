@@ -24,7 +24,7 @@ from tui_trainer.runs import Runner, RunStore, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
 from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
-from tui_trainer.session.monitor import MachineView, ProcessProbe
+from tui_trainer.session.monitor import MachineReading, MachineView, ProcessProbe
 from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
 from tui_trainer.ui.screens.help import HelpScreen
 from tui_trainer.ui.screens.launch import LaunchScreen
@@ -42,11 +42,12 @@ class TrainerApp(App[int]):
     TITLE = "tui-trainer"
     ENABLE_COMMAND_PALETTE = False
 
+    # Every screen has these (a screen lists only its own keys; the footer shows both, these last).
     BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "request_quit", "Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
         Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
-        Binding("question_mark", "help", "Help", key_display="?"),
     ]
 
     def __init__(self, presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *,
@@ -62,6 +63,7 @@ class TrainerApp(App[int]):
         self.machine = machine
         self.sampler = sampler
         self.machine_view = MachineView()
+        self.machine_reading = MachineReading()  # the newest, for a screen that opens between samples
         self.probe: ProcessProbe | None = None
         self.live: dict[str, LiveRun] = {}
         self.quitting = False
@@ -115,8 +117,8 @@ class TrainerApp(App[int]):
         """Copy the newest readings (the sampler thread took them; this never calls NVML)."""
         gpus = self.sampler.latest() if self.sampler is not None else ()
         process = self.probe.sample() if self.probe is not None else None
-        self.machine_view.update(gpus, process)
-        self.screen.post_message(MachineSampled())
+        self.machine_reading = self.machine_view.update(gpus, process)
+        self.screen.post_message(MachineSampled(self.machine_reading))
 
     # ------------------------------------------------------------------- runs
     def pump_runs(self) -> None:

@@ -10,23 +10,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from tui_trainer.config import PresetEntry, RunConfig
+from tui_trainer.config import PresetEntry
 from tui_trainer.runs import Curves, RunRecord
-from tui_trainer.session.options import Evaluated
-
-
-@dataclass
-class OptionsChanged(Message):
-    """The options pane re-validated: the config to run (None when it does not parse) and its problems."""
-
-    evaluated: Evaluated | None
-
-
-@dataclass
-class StartRun(Message):
-    """Start a new run of this config and open its dashboard."""
-
-    config: RunConfig
+from tui_trainer.session.monitor import MachineReading
 
 
 @dataclass
@@ -46,7 +32,9 @@ class RunEnded(Message):
 
 @dataclass
 class MachineSampled(Message):
-    """New GPU and process readings are in the app's MachineView (about once a second)."""
+    """New GPU and process readings, with their short histories (about once a second)."""
+
+    reading: MachineReading
 
 
 @dataclass
@@ -65,8 +53,9 @@ class RunsLoaded(Message):
 
 
 @dataclass
-class CurvesLoaded(Message):
-    """A run's metrics.jsonl was read (in a worker) for its full curve."""
+class RunLoaded(Message):
+    """A finished run's summary.json and metrics.jsonl were read (in a worker): its figures and full curves."""
 
     run_id: str
+    summary: dict
     curves: Curves

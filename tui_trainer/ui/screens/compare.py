@@ -13,6 +13,7 @@ from textual.widgets import Footer, Static
 
 from tui_trainer.runs import Curves, RunRecord, read_curves, read_summary
 from tui_trainer.runs.metrics import METRICS_NAME
+from tui_trainer.ui.messages import RunLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView, smoothed
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
@@ -30,13 +31,12 @@ class CompareScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self, a: RunRecord, b: RunRecord):
         super().__init__()
         self.records = (a, b)
+        self.loaded: dict[str, Curves] = {}
         self.curves: tuple[Curves, Curves] | None = None
 
     def compose(self) -> ComposeResult:
@@ -53,19 +53,24 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        loaded = []
-        for side, record in zip("ab", self.records):
-            summary = read_summary(record.path)
-            self.app.call_from_thread(self.query_one(f"#figures-{side}", RunFigures).show, summary, record.run_id)
-            loaded.append(read_curves(record.path / METRICS_NAME))
-        self.app.call_from_thread(self.show_curves, tuple(loaded))
+        for record in self.records:
+            path = record.path
+            self.post_message(RunLoaded(record.run_id, read_summary(path), read_curves(path / METRICS_NAME)))
 
-    def show_curves(self, curves: tuple[Curves, Curves]) -> None:
-        self.curves = curves
-        train = shared_bounds(*(smoothed(c.losses) for c in curves))
-        val = shared_bounds(*(smoothed(c.val_losses) for c in curves))
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        """Each run's figures as it comes; the curves once both are in (they share one scale)."""
+        side = "ab"[[r.run_id for r in self.records].index(message.run_id)]
+        self.query_one(f"#figures-{side}", RunFigures).figures = (message.summary, message.run_id)
+        self.loaded[side] = message.curves
+        if len(self.loaded) < 2:
+            return
+        curves = self.curves = (self.loaded["a"], self.loaded["b"])
+        bounds = (shared_bounds(*(smoothed(c.losses) for c in curves)),
+                  shared_bounds(*(smoothed(c.val_losses) for c in curves)))
         for side, c in zip("ab", curves):
-            self.query_one(f"#curves-{side}", CurveView).show(c, train, val)
+            view = self.query_one(f"#curves-{side}", CurveView)
+            view.bounds = bounds
+            view.curves = c
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
 from tui_trainer.config import Machine, discover_presets, save_preset
-from tui_trainer.ui.messages import MachineSampled, OptionsChanged, PresetsLoaded
+from tui_trainer.ui.messages import MachineSampled, PresetsLoaded
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.gpu_list import GpuList
 from tui_trainer.ui.widgets.options_pane import OptionsPane
@@ -31,8 +31,6 @@ class LaunchScreen(Screen):
         Binding("ctrl+s", "save_preset", "Save preset"),
         # The option fields take digits only (NumberInput), so these letters work everywhere here.
         Binding("r", "app.show_runs", "Runs"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
         Binding("escape", "focus_presets", "Presets", show=False),
     ]
 
@@ -40,7 +38,6 @@ class LaunchScreen(Screen):
         super().__init__()
         self.presets_dir = Path(presets_dir)
         self.machine = machine
-        self.evaluated = None
 
     def compose(self) -> ComposeResult:
         yield GpuList(id="gpus")
@@ -52,8 +49,10 @@ class LaunchScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(GpuList).reason = self.machine.gpu_note
-        self.show_machine()
+        gpus = self.query_one(GpuList)
+        gpus.reason = self.machine.gpu_note
+        gpus.names = tuple((g.index, g.name) for g in self.machine.gpus)
+        gpus.samples = self.app.machine_reading.gpus
         self.reload_presets()
 
     # ------------------------------------------------------------ presets
@@ -65,14 +64,14 @@ class LaunchScreen(Screen):
         presets = self.query_one(PresetList)
         presets.set_entries(message.entries, message.highlight)
         presets.border_subtitle = f"{len(message.entries)} presets"
-        self.query_one(OptionsPane).load(presets.current)
+        self.query_one(OptionsPane).entry = presets.current
 
     @on(OptionList.OptionHighlighted, "#presets")
     def preset_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         pane = self.query_one(OptionsPane)
         entry = self.query_one(PresetList).current
         if entry is not pane.entry:
-            pane.load(entry)
+            pane.entry = entry
 
     @on(OptionList.OptionSelected, "#presets")
     def preset_selected(self) -> None:
@@ -82,18 +81,9 @@ class LaunchScreen(Screen):
     def input_submitted(self) -> None:
         self.action_start()
 
-    def on_options_changed(self, message: OptionsChanged) -> None:
-        self.evaluated = message.evaluated
-
     # ------------------------------------------------------------ machine
     def on_machine_sampled(self, message: MachineSampled) -> None:
-        self.show_machine()
-
-    def show_machine(self) -> None:
-        view = self.app.machine_view
-        gpus = self.query_one(GpuList)
-        gpus.names = tuple((g.index, g.name) for g in self.machine.gpus)
-        gpus.samples = view.gpus
+        self.query_one(GpuList).samples = message.reading.gpus
 
     # ------------------------------------------------------------ actions
     def action_focus_presets(self) -> None:

@@ -10,7 +10,7 @@ from textual.widgets import Footer, Static
 
 from tui_trainer.runs import RunRecord, read_curves, read_summary
 from tui_trainer.runs.metrics import METRICS_NAME
-from tui_trainer.ui.messages import CurvesLoaded
+from tui_trainer.ui.messages import RunLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
@@ -23,8 +23,6 @@ class RunDetailScreen(Screen):
     BINDINGS = [
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self, record: RunRecord):
@@ -39,19 +37,19 @@ class RunDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(RunFigures).show({"status": self.record.status, "step": self.record.step,
-                                         "total_steps": self.record.total_steps}, self.record.run_id)
+        self.query_one(RunFigures).figures = ({"status": self.record.status, "step": self.record.step,
+                                               "total_steps": self.record.total_steps}, self.record.run_id)
         self.load()
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        summary = read_summary(self.record.path)
-        self.app.call_from_thread(self.query_one(RunFigures).show, summary, self.record.run_id)
-        self.post_message(CurvesLoaded(self.record.run_id, read_curves(self.record.path / METRICS_NAME)))
+        path = self.record.path
+        self.post_message(RunLoaded(self.record.run_id, read_summary(path), read_curves(path / METRICS_NAME)))
 
-    def on_curves_loaded(self, message: CurvesLoaded) -> None:
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        self.query_one(RunFigures).figures = (message.summary, message.run_id)
         self.curves = message.curves
-        self.query_one(CurveView).show(message.curves)
+        self.query_one(CurveView).curves = message.curves
 
     def action_resume(self) -> None:
         self.app.resume_run(self.record.path)

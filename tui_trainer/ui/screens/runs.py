@@ -29,8 +29,6 @@ class RunsScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self):

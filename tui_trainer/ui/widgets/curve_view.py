@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from textual.app import ComposeResult
+from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -18,8 +19,8 @@ SMOOTH_POINTS = 300
 class CurveView(Widget):
     """Train loss (tall) and validation loss plots of one run's metrics.jsonl.
 
-    `show(curves, train_bounds, val_bounds)`: bounds fix the scales, so two views side by side compare
-    at the same scale.
+    Assign `curves`, and `bounds` ((train low, high), (val low, high)) to fix the scales, so two views
+    side by side compare at the same scale (None: each plot at its own).
     """
 
     DEFAULT_CSS = """
@@ -31,15 +32,27 @@ class CurveView(Widget):
     }
     """
 
+    curves: reactive[Curves | None] = reactive(None, init=False)
+    bounds: reactive[tuple[tuple[float, float] | None, tuple[float, float] | None]] = reactive((None, None), init=False)
+
     def compose(self) -> ComposeResult:
         yield Static("train loss: reading metrics...", classes="title", id="train-title", markup=False)
         yield SparkPlot(id="train-plot")
         yield Static("val loss", classes="title", id="val-title", markup=False)
         yield SparkPlot(id="val-plot")
 
-    def show(self, curves: Curves, train_bounds: tuple[float, float] | None = None,
-             val_bounds: tuple[float, float] | None = None) -> None:
+    def watch_curves(self) -> None:
+        self._draw()
+
+    def watch_bounds(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
         """Draw the curves (at the given scales, else each at its own)."""
+        if self.curves is None or not self.is_mounted:
+            return
+        train_bounds, val_bounds = self.bounds
+        curves = self.curves
         for name, values, bounds in (("train", curves.losses, train_bounds), ("val", curves.val_losses, val_bounds)):
             finite = [v for v in values if math.isfinite(v)]
             points = downsample(finite, SMOOTH_POINTS)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.reactive import reactive
+from textual.widget import Widget
 
 from tui_trainer.session import format as fmt
 
@@ -31,12 +32,15 @@ def figures_text(summary: dict, run_id: str) -> Text:
     return out
 
 
-class RunFigures(Static):
-    """The figures of one run; `show(summary, run_id)` redraws."""
+class RunFigures(Widget):
+    """The figures of one run; assign `figures` (summary, run id) to redraw."""
 
     DEFAULT_CSS = """
     RunFigures { height: auto; }
     """
 
-    def show(self, summary: dict, run_id: str) -> None:
-        self.update(figures_text(summary, run_id))
+    figures: reactive[tuple[dict, str]] = reactive(lambda: ({}, ""))
+
+    def render(self) -> Text:
+        summary, run_id = self.figures
+        return figures_text(summary, run_id)
