@@ -23,7 +23,6 @@ from tui_trainer.hardware import GpuSampler
 from tui_trainer.runs import Runner, RunStore
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.session.live_run import LiveRun
-from tui_trainer.session.run_state import RunState, Series
 from tui_trainer.ui.screens.compare import CompareScreen
 from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
 from tui_trainer.ui.screens.help import HelpScreen
@@ -450,23 +449,6 @@ async def test_gpu_list_and_dashboard_panels_with_fake_nvml(presets_dir, runs_di
 
 
 # ------------------------------------------------------------------ small parts
-def test_series_spans_the_whole_run_in_bounded_points():
-    series = Series(capacity=100)
-    series.extend(float(i) for i in range(10_000))
-    points = series.snapshot()
-    assert len(points) <= 100
-    assert points[0] < 100 and points[-1] > 9_800  # first and last steps both represented
-    assert series.count == 10_000 and series.min == 0.0 and series.last == 9_999.0
-
-
-def test_run_state_keeps_a_bounded_log():
-    state = RunState("r", "n")
-    for i in range(2_000):
-        state.note("info", f"line {i}")
-    assert len(state.log) == 500 and state.log[-1] == ("info", "line 1999")
-    assert state.log_since(1_998) == [("info", "line 1998"), ("info", "line 1999")]
-
-
 async def test_help_and_layout_survive_80x24_and_resizes(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
