@@ -59,7 +59,7 @@ class CompareScreen(Screen):
 
     def on_run_loaded(self, message: RunLoaded) -> None:
         """Each run's figures as it comes; the curves once both are in (they share one scale)."""
-        side = "ab"[[r.run_id for r in self.records].index(message.run_id)]
+        side = "ab"[len(self.loaded)]  # the worker reads a, then b (a run may be compared with itself)
         self.query_one(f"#figures-{side}", RunFigures).figures = (message.summary, message.run_id)
         self.loaded[side] = message.curves
         if len(self.loaded) < 2:
