@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.reactive import reactive
+from textual.reactive import var
 
 from tui_trainer.session import format as fmt
 from tui_trainer.session.monitor import ProcessSample
@@ -27,7 +27,7 @@ def cpu_lines(sample: ProcessSample | None) -> Text:
 class CpuPanel(DevicePanel):
     """The device panel of a CPU run: `sample` is the newest ProcessSample, `history` its CPU % (oldest first)."""
 
-    sample: reactive[ProcessSample | None] = reactive(None, init=False)
+    sample: var[ProcessSample | None] = var(None, init=False)
     title = "CPU"
 
     def lines(self) -> Text:

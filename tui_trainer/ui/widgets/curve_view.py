@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from textual.app import ComposeResult
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -32,8 +32,8 @@ class CurveView(Widget):
     }
     """
 
-    curves: reactive[Curves | None] = reactive(None, init=False)
-    bounds: reactive[tuple[tuple[float, float] | None, tuple[float, float] | None]] = reactive((None, None), init=False)
+    curves: var[Curves | None] = var(None, init=False)
+    bounds: var[tuple[tuple[float, float] | None, tuple[float, float] | None]] = var((None, None), init=False)
 
     def compose(self) -> ComposeResult:
         yield Static("train loss: reading metrics...", classes="title", id="train-title", markup=False)

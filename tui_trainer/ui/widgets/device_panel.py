@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -27,8 +27,8 @@ class DevicePanel(Widget):
     }
     """
 
-    sample = reactive(None, init=False)
-    history: reactive[tuple[float, ...]] = reactive(tuple, init=False)
+    sample = var(None, init=False)
+    history: var[tuple[float, ...]] = var(tuple, init=False)
 
     def compose(self) -> ComposeResult:
         yield Static(self.lines(), markup=False)

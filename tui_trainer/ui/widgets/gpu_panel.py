@@ -4,7 +4,7 @@ temperature, power, and this process's torch allocator figures. All GPU-specific
 from __future__ import annotations
 
 from rich.text import Text
-from textual.reactive import reactive
+from textual.reactive import var
 
 from tui_trainer.hardware import GpuSample
 from tui_trainer.session import format as fmt
@@ -63,8 +63,8 @@ class GpuPanel(DevicePanel):
     """The panel of GPU `index`: `sample` is its newest GpuSample, `history` its memory used (MiB, oldest
     first), `run_memory` the run's own torch (allocated, reserved, peak) MiB on it."""
 
-    sample: reactive[GpuSample | None] = reactive(None, init=False)
-    run_memory: reactive[tuple[float, float, float] | None] = reactive(None, init=False)
+    sample: var[GpuSample | None] = var(None, init=False)
+    run_memory: var[tuple[float, float, float] | None] = var(None, init=False)
 
     def __init__(self, index: int, *, id: str | None = None):
         super().__init__(id=id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import RichLog
 
 from tui_trainer.session.run_state import LogTail
@@ -23,7 +23,7 @@ class LogPane(RichLog):
     }
     """
 
-    tail: reactive[LogTail] = reactive(LogTail)
+    tail: var[LogTail] = var(LogTail)
 
     def __init__(self, *, id: str | None = None):
         super().__init__(max_lines=1000, wrap=True, markup=False, highlight=False, id=id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -26,7 +26,7 @@ class LossSparkline(Widget):
     }
     """
 
-    curve: reactive[LossCurve] = reactive(LossCurve, init=False)
+    curve: var[LossCurve] = var(LossCurve, init=False)
 
     def __init__(self, title: str, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import Input, Label, Select, SelectionList, Static
 
 from tui_trainer.config import Machine, PresetEntry
@@ -51,9 +51,9 @@ class OptionsPane(VerticalScroll, can_focus=False):
     }
     """
 
-    entry: reactive[PresetEntry | None] = reactive(None, init=False, always_update=True)
+    entry: var[PresetEntry | None] = var(None, init=False, always_update=True)
     """Assigning it (the same preset again too) loads the preset's values, dropping the edits."""
-    evaluated: reactive[options.Evaluated | None] = reactive(None, init=False)
+    evaluated: var[options.Evaluated | None] = var(None, init=False)
 
     def __init__(self, machine: Machine, *, id: str | None = None):
         super().__init__(id=id)
