@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tui_trainer import __version__
+from tui_trainer.config.errors import ConfigError
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
             return gpus_command.run(args)
     except BrokenPipeError:  # `tui-trainer runs | head`
         return 0
+    except ConfigError as exc:  # bad input found late (a run store that cannot be written...): still one line
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 2
 
 
@@ -119,11 +124,13 @@ def cmd_run(args, presets_dir: Path) -> int:
             overrides.append(f"strategy.rdzv_endpoint={args.rdzv_endpoint}")
         config = load_config(resolve_preset(args.preset, presets_dir), overrides)
         ensure_runnable(config)
+        from tui_trainer.runs import RunStore, create_runner
+
+        RunStore(args.runs_dir).check_writable()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    from tui_trainer.runs import RunStore, create_runner
 
     in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     # The app trains in a worker process (isolated) so drawing never slows the loop.
@@ -140,25 +147,35 @@ def cmd_run(args, presets_dir: Path) -> int:
 
 def cmd_resume(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError
+    from tui_trainer.config.errors import escape
+    from tui_trainer.config.names import is_plain_name
     from tui_trainer.runs import Runner, read_summary
 
     run_dir = args.run_dir
-    if not run_dir.exists() and (Path(args.runs_dir) / run_dir).exists():  # a run id, as `runs` lists it
+    if not run_dir.exists() and is_plain_name(str(run_dir)):  # a run id, as `runs` lists it
         run_dir = Path(args.runs_dir) / run_dir
-    if not (run_dir / "config.toml").exists():
-        print(f"error: {run_dir}: not a run directory (no config.toml)", file=sys.stderr)
-        return 2
-    status = read_summary(run_dir).get("status")
-    if status == "completed":
-        print(f"error: {run_dir}: the run is already completed; start a new one with tui-trainer run",
+    where = escape(str(run_dir))
+    if not run_dir.is_dir():
+        print(f"error: {where}: no such run (give a run directory, or a run id listed by tui-trainer runs)",
               file=sys.stderr)
         return 2
-    if not (run_dir / "checkpoint.pt").exists():
-        print(f"error: {run_dir}: no checkpoint.pt to resume from (status {status})", file=sys.stderr)
+    if not (run_dir / "config.toml").is_file():
+        print(f"error: {where}: not a run directory (no config.toml)", file=sys.stderr)
+        return 2
+    status = read_summary(run_dir).status or "unknown"
+    if status == "completed":
+        print(f"error: {where}: the run is already completed; start a new one with tui-trainer run",
+              file=sys.stderr)
+        return 2
+    if not (run_dir / "checkpoint.pt").is_file():
+        print(f"error: {where}: no checkpoint.pt to resume from (status {status})", file=sys.stderr)
         return 2
     in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     try:
         runner = Runner.resume_run(run_dir, isolated=in_app)
+        from tui_trainer.training.checkpoint import check_checkpoint
+
+        check_checkpoint(run_dir / "checkpoint.pt")  # a damaged one is refused before the run's record is touched
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -211,6 +228,8 @@ def cmd_runs(args) -> int:
         val = "-" if r.final_val_loss is None else f"{r.final_val_loss:.4g}"
         print(f"{r.run_id:<40} {r.status:<11} {f'{r.step}/{r.total_steps}':>13} {loss:>10} {val:>10} "
               f"{r.samples_per_s:>10,.0f} {format_seconds(r.wall_s):>7}")
+        if r.note:
+            print(f"  damaged: {r.note}")
     return 0
 
 

@@ -44,7 +44,8 @@ def format_value(value: object, limit: int = SHOWN_CHARS) -> str:
     """
     if value is _MISSING:
         return "(missing)"
-    return _shorten(_render(value, limit, 0), limit)
+    text = _render(value, limit, 0)
+    return text if isinstance(value, str) else _shorten(text, limit)  # a string is cut inside its quotes
 
 
 def format_key(key: str, limit: int = SHOWN_CHARS) -> str:
@@ -64,7 +65,7 @@ def _render(value: object, limit: int, depth: int) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        cut = value[:limit + 1]
+        cut = value[:limit]
         body = "".join(ch if ch.isprintable() and ch not in '"\\' else _escape_char(ch) for ch in cut)
         return '"' + body + ('"' if len(cut) == len(value) else ELLIPSIS)
     if isinstance(value, int):
@@ -78,10 +79,10 @@ def _render(value: object, limit: int, depth: int) -> str:
             return "[...]"
         parts, length = [], 0
         for item in value:
-            if length > limit:
+            part = _render(item, limit, depth + 1)
+            if length + len(part) > limit - 6:  # room for ", ...]"
                 parts.append("...")
                 break
-            part = _render(item, limit, depth + 1)
             parts.append(part)
             length += len(part) + 2
         return "[" + ", ".join(parts) + "]"

@@ -53,8 +53,9 @@ def read_toml(path: Path) -> dict:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "", None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} at "
-                                         f"offset {exc.start}): a preset is a TOML file saved as UTF-8")]) from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([ConfigProblem(source, "", None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+                                         f"{line}, offset {exc.start}): a preset is a TOML file saved as UTF-8")]) from None
     return parse_toml(text, source)
 
 

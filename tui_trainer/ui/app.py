@@ -182,7 +182,7 @@ class TrainerApp(App[int]):
     def _resume_live(self, live: LiveRun) -> None:
         from tui_trainer.runs import read_summary
 
-        status = read_summary(live.run_dir).get("status")
+        status = read_summary(live.run_dir).status
         if status == "completed":
             self.notify("cannot resume: the run is completed", severity="warning")
             return

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import Curves, RunRecord, read_curves, read_summary
+from tui_trainer.runs import Curves, RunRecord, load_summary, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
 from tui_trainer.ui.widgets.curve_view import CurveView, smoothed
 from tui_trainer.ui.widgets.run_figures import RunFigures
@@ -55,8 +55,9 @@ class CompareScreen(Screen):
     def load(self) -> None:
         loaded = []
         for side, record in zip("ab", self.records):
-            summary = read_summary(record.path)
-            self.app.call_from_thread(self.query_one(f"#figures-{side}", RunFigures).show, summary, record.run_id)
+            read = load_summary(record.path)
+            self.app.call_from_thread(self.query_one(f"#figures-{side}", RunFigures).show, read.summary,
+                                      record.run_id, read.damage)
             loaded.append(read_curves(record.path / METRICS_NAME))
         self.app.call_from_thread(self.show_curves, tuple(loaded))
 

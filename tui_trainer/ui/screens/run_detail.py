@@ -8,8 +8,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import RunRecord, read_curves, read_summary
+from tui_trainer.runs import RunRecord, load_summary, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
+from tui_trainer.training.events import RunSummary
 from tui_trainer.ui.messages import CurvesLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView
 from tui_trainer.ui.widgets.run_figures import RunFigures
@@ -39,14 +40,17 @@ class RunDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(RunFigures).show({"status": self.record.status, "step": self.record.step,
-                                         "total_steps": self.record.total_steps}, self.record.run_id)
+        self.query_one(RunFigures).show(RunSummary(self.record.run_id, self.record.name, self.record.status,
+                                                   step=self.record.step, total_steps=self.record.total_steps,
+                                                   error=self.record.error), self.record.run_id,
+                                        self.record.note)
         self.load()
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        summary = read_summary(self.record.path)
-        self.app.call_from_thread(self.query_one(RunFigures).show, summary, self.record.run_id)
+        read = load_summary(self.record.path)
+        self.app.call_from_thread(self.query_one(RunFigures).show, read.summary, self.record.run_id,
+                                  read.damage or self.record.note)
         self.post_message(CurvesLoaded(self.record.run_id, read_curves(self.record.path / METRICS_NAME)))
 
     def on_curves_loaded(self, message: CurvesLoaded) -> None:
