@@ -316,3 +316,135 @@ def test_resume_with_a_binary_config_names_the_file(capsys, tmp_path):
     code, lines = run_main(capsys, "resume", str(run_dir), "--headless")
     assert code == 2 and lines == [f"error: {run_dir / 'config.toml'}: not UTF-8 text (byte 0xff on line 1, offset 1): "
                                    "a preset is a TOML file saved as UTF-8"]
+
+
+# ------------------------------------------------------------------ a user's own parts that fail
+@pytest.mark.parametrize("section, path, message", [
+    ("data", "tests.user_parts:raising_dataset",
+     'data.dataset = "tests.user_parts:raising_dataset" raised ValueError: cannot find my.csv'),
+    ("data", "tests.user_parts:exiting_dataset", 'data.dataset = "tests.user_parts:exiting_dataset" raised SystemExit: 3'),
+    ("data", "tests.user_parts:ragged_dataset",
+     'data.dataset = "tests.user_parts:ragged_dataset" returned x of shape (50, 3) and y of shape (40,); expected x '
+     "(samples, features) and y (samples,) with the same number of samples (2 or more)"),
+    ("data", "tests.no_such_module:data",
+     'data.dataset = "tests.no_such_module:data": cannot import tests.no_such_module: ModuleNotFoundError: '
+     "No module named 'tests.no_such_module'"),
+    ("data", "tests.user_parts:no_such_name", 'data.dataset = "tests.user_parts:no_such_name": module tests.user_parts '
+     "has no no_such_name"),
+    ("data", "tests.user_parts:not_callable", 'data.dataset = "tests.user_parts:not_callable": not_callable is a int, '
+     "not a callable"),
+    ("model", "tests.user_parts:broken_model",
+     'model.name = "tests.user_parts:broken_model" raised RuntimeError: this model cannot be built'),
+    ("model", "tests.user_parts:not_a_model",
+     'model.name = "tests.user_parts:not_a_model" returned a str; expected a torch nn.Module'),
+    ("model", "tests.user_parts:wide_model", 'model.name = "tests.user_parts:wide_model" returned a model whose output '
+     "for 2 samples has shape (2, 7); expected (2, 1)"),
+], ids=lambda v: v.rsplit(":", 1)[-1][:20] if isinstance(v, str) else v)
+def test_a_user_callable_that_fails_is_named_with_its_error(tmp_path, section, path, message):
+    from tests.conftest import run_to_end
+
+    sections = {"data": {"dataset": path}} if section == "data" else {"model": {"name": path}}
+    summary, run_dir, _ = run_to_end(make_config(train={"max_steps": 2}, **sections), tmp_path / "runs")
+    assert summary.status == "failed"
+    assert summary.error == f"UserCodeError: {message}"
+
+
+# ------------------------------------------------------------------ damaged checkpoints and metrics
+@pytest.fixture
+def stopped_run(tmp_path) -> Path:
+    """A real run with a checkpoint, recorded as stopped (so that it can be resumed)."""
+    from tests.conftest import run_to_end
+
+    summary, run_dir, _ = run_to_end(make_config(train={"max_steps": 3}), tmp_path / "runs")
+    assert summary.status == "completed"
+    data = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**data, "status": "stopped"}))
+    return run_dir
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty", "code", "not-ours"])
+def test_resume_of_a_damaged_checkpoint_is_one_line_and_keeps_the_record(capsys, stopped_run, damage, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(stopped_run)
+    checkpoint = stopped_run / "checkpoint.pt"
+    whole = checkpoint.read_bytes()
+    if damage == "truncated":
+        checkpoint.write_bytes(whole[:len(whole) // 2])
+    elif damage == "garbage":
+        checkpoint.write_bytes(os.urandom(4096))
+    elif damage == "empty":
+        checkpoint.write_bytes(b"")
+    elif damage == "code":
+        torch.save({"model": {}, "optimizer": {}, "rng": {}, "step": 1, "x": _Payload()}, checkpoint)
+    else:
+        torch.save({"weights": torch.zeros(3)}, checkpoint)
+    record = (stopped_run / "summary.json").read_bytes()
+    metrics = (stopped_run / "metrics.jsonl").read_bytes()
+    code, lines = run_main(capsys, "resume", str(stopped_run), "--headless")
+    assert code == 2 and len(lines) == 1, lines
+    assert lines[0].startswith(f"error: {checkpoint}: "), lines
+    assert {"truncated": "damaged or truncated", "garbage": "damaged or truncated", "empty": "damaged or truncated",
+            "code": "refused: it holds pickled objects other than tensors", "not-ours": "not a tui-trainer checkpoint"
+            }[damage] in lines[0]
+    assert not (stopped_run / "PWNED").exists(), "loading a checkpoint never runs code"
+    assert (stopped_run / "summary.json").read_bytes() == record, "a refused resume leaves the run's record alone"
+    assert (stopped_run / "metrics.jsonl").read_bytes() == metrics
+
+
+def test_damaged_metrics_lines_are_skipped_by_the_curves_and_on_resume(stopped_run):
+    from tui_trainer.runs.metrics import read_curves, truncate_after
+
+    path = stopped_run / "metrics.jsonl"
+    good = read_curves(path)
+    with open(path, "ab") as f:
+        f.write(b'[1]\n{"step": "x", "loss": 1}\n{"step": 2, "loss": "nan"}\n\xff\xfe garbage\n'
+                + b"[" * 50_000 + b"\n" + b'{"loss": 3}\n{"step": 1, "val_loss": null}\n')
+    assert read_curves(path) == good
+    truncate_after(path, 10**6)
+    assert read_curves(path) == good
+
+
+# ------------------------------------------------------------------ where user modules come from
+EVILMOD = '''
+import os
+import numpy as np
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "imported.txt"), "a") as f:
+    f.write(f"{os.getpid()}\\n")
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    return x, x.sum(axis=1)
+'''
+
+
+def test_user_modules_resolve_the_same_in_one_process_and_in_ddp_workers(tmp_path):
+    """A module in the current directory is user code only when the launching process has that directory on its
+    path (`python -m` does; `python -P` and the console script do not): the ddp workers follow the launcher."""
+    (tmp_path / "evilmod.py").write_text(EVILMOD)
+    common = ["run", str(PRESETS / "cpu-quick.toml"), "--headless", "--set", "data.dataset=evilmod:data",
+              "--set", "train.max_steps=3", "--set", "data.batch_size=8"]
+    ddp = ["--set", "strategy.name=ddp", "--set", "strategy.devices=2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def run(*flags: str, extra=()) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, *flags, "-m", "tui_trainer", *common, *extra,
+                               "--runs-dir", str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True,
+                              env=env, timeout=300)
+
+    for extra in ((), ddp):  # without the current directory on the launcher's path: neither imports it
+        result = run("-P", extra=extra)
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert 'data.dataset = "evilmod:data": cannot import evilmod: ModuleNotFoundError' in result.stdout
+    assert not (tmp_path / "imported.txt").exists()
+    for extra in ((), ddp):  # with it (python -m): both do
+        result = run(extra=extra)
+        assert result.returncode == 0, result.stdout + result.stderr
+    assert len((tmp_path / "imported.txt").read_text().split()) == 3, "the thread run and both ddp ranks"

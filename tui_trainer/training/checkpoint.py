@@ -29,6 +29,8 @@ def check_checkpoint(path: str | Path) -> dict:
     file that is not a tui-trainer checkpoint, is a one-line error before anything is overwritten.
     """
     import pickle
+    import re
+    import zipfile
 
     from tui_trainer.config.errors import ConfigError, ConfigProblem
 
@@ -36,13 +38,18 @@ def check_checkpoint(path: str | Path) -> dict:
         return ConfigError([ConfigProblem(str(path), "", None, why)])
 
     try:
+        if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+            raise refuse("the checkpoint is damaged or truncated (not a torch zip archive)")
         state = load_checkpoint(path)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
-        raise refuse("refused: it holds pickled objects other than tensors and plain data (a checkpoint is "
-                     f"data, never code; torch.load weights_only=True: {first})") from None
-    except OSError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it would call {found.group(1)})" if found else ""
+        raise refuse(f"refused: it holds pickled objects other than tensors and plain data{what}; a checkpoint "
+                     "is data, never code (torch.load weights_only=True)") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         raise refuse(f"cannot read the checkpoint: {exc.strerror or exc}") from None
+    except ConfigError:
+        raise
     except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... for a damaged zip
         first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
         raise refuse(f"the checkpoint is damaged or truncated ({first})") from None
