@@ -549,3 +549,24 @@ async def test_ddp_preset_on_cpu_processes_shows_live_sparkline_and_both_ranks(p
         await wait_for(pilot, lambda: live.state.status == "stopped", "status stopped", timeout=60)
         await wait_for(pilot, lambda: {r.state for r in live.state.ranks.values()} == {"stopped"},
                        "both ranks stopped")
+
+
+async def test_each_realistic_mistake_is_shown_beside_its_preset_as_the_cli_says_it(tmp_path, runs_dir):
+    """The app shows the messages of tests/data/bad_presets/*.expected (without the file name) beside each preset."""
+    corpus = ROOT / "tests" / "data" / "bad_presets"
+    presets_dir = tmp_path / "bad"
+    shutil.copytree(corpus, presets_dir)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        await wait_for(pilot, lambda: len(presets.entries) >= 15, "the corpus listed")
+        for index, entry in enumerate(presets.entries):
+            if index:
+                await pilot.press("down")
+            await wait_for(pilot, lambda: pane(app).entry is not None and pane(app).entry.name == entry.name,
+                           f"{entry.name} shown", 10)
+            shown = str(pane(app).query_one("#problems").render())
+            expected = (corpus / f"{entry.name}.expected").read_text(encoding="utf-8").splitlines()
+            for line in expected:
+                assert "✗ " + line.removeprefix(f"error: {entry.name}.toml: ") in shown.splitlines(), entry.name

@@ -50,8 +50,11 @@ def read_toml(path: Path) -> dict:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(source, "", None, f"cannot read file: {exc.strerror or exc}")]) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a byte-order mark: an editor saved it as UTF-16 or UTF-32
+        raise ConfigError([ConfigProblem(source, "", None, "saved as UTF-16 (it starts with a byte-order mark): "
+                                         "a preset is a TOML file saved as UTF-8")])
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a UTF-8 byte-order mark is harmless
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ConfigError([ConfigProblem(source, "", None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
@@ -65,6 +68,8 @@ def parse_toml(text: str, source: str, key: str = "") -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         why = f"invalid TOML: {exc}"
+        if str(exc).startswith("Invalid value"):
+            why += "; a string needs quotes, e.g. precision = \"bf16-mixed\""
     except RecursionError:
         why = "invalid TOML: nested too deeply"
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
@@ -115,7 +120,7 @@ def parse_config(raw: dict, *, source: str, name: str, origins: dict[str, str] |
 
     for key in raw:
         if key not in SECTIONS and key not in TOP_LEVEL_KEYS:
-            problems.append(ConfigProblem(source, key, _MISSING, _unknown(key, [*SECTIONS, *TOP_LEVEL_KEYS],
+            problems.append(ConfigProblem(source, key, raw[key], _unknown(key, [*SECTIONS, *TOP_LEVEL_KEYS],
                                                                           "section or key")))
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -156,7 +161,8 @@ def check_value(meta, value: object) -> tuple[object, str | None]:
     if kind == "int" or kind == "float":
         ok_types = (int,) if kind == "int" else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok_types):
-            return value, f"expected {'an integer' if kind == 'int' else 'a number'}{_bounds(meta)}"
+            quoted = ", written without quotes" if isinstance(value, str) and _is_number_text(value) else ""
+            return value, f"expected {'an integer' if kind == 'int' else 'a number'}{_bounds(meta)}{quoted}"
         if kind == "float":
             try:
                 value = float(value)
@@ -332,6 +338,14 @@ def _bound_error(meta, value) -> str | None:
             high is not None and value > high):
         return "expected a value" + _bounds(meta)
     return None
+
+
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_import_path(text: str) -> bool:
