@@ -475,3 +475,22 @@ def test_each_realistic_mistake_gets_its_exact_message(capsys, tmp_path, monkeyp
 def test_the_corpus_covers_the_common_mistakes():
     assert len(list(BAD_PRESETS.glob("*.toml"))) >= 15
     assert all(p.with_suffix(".expected").exists() for p in BAD_PRESETS.glob("*.toml"))
+
+
+def test_the_readme_states_every_bound_the_schema_enforces():
+    from dataclasses import fields
+
+    from tui_trainer.config.schema import SECTIONS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+
+    def shown(v) -> str:
+        return f"{v:g}" if isinstance(v, float) else (f"{v:_}" if v >= 10000 else str(v))
+
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            m = f.metadata
+            if m["kind"] in ("int", "float", "int_list"):
+                low = f"> {shown(m['above'])}" if m["above"] is not None else shown(m["min"])
+                key = f"`{section}.{f.name}`" + (" (each of at most 64 entries)" if m["kind"] == "int_list" else "")
+                assert f"| {key} | {low} | {shown(m['max'])} |" in readme, key

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from tui_trainer import __version__
-from tui_trainer.config.errors import ConfigError
+from tui_trainer.config.errors import ConfigError, ConfigProblem
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a preset field (repeatable), e.g. --set train.precision=bf16-mixed")
     run.add_argument("--headless", action="store_true", help="no app: print progress lines (CI, scripts, workers)")
-    run.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
+    run.add_argument("--progress-every", type=seconds, default=2.0, metavar="SECONDS",
                      help="seconds between progress lines in headless mode (default 2)")
     run.add_argument("--node-rank", type=int, default=0, metavar="K",
                      help="multi-node ddp: this machine's node rank (0 on the head node, which shows the run)")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path, help="the run's directory, e.g. runs/20261127-101500-cpu-quick, "
                                                    "or its id (in --runs-dir)")
     resume.add_argument("--headless", action="store_true", help="no app: print progress lines")
-    resume.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS")
+    resume.add_argument("--progress-every", type=seconds, default=2.0, metavar="SECONDS")
     _add_store_args(resume)
 
     presets = sub.add_parser("presets", help="list presets with their description and validity")
@@ -69,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     gpus_command.add_arguments(gpus)
     _add_store_args(gpus)
     return parser
+
+
+def seconds(text: str) -> float:
+    """A --progress-every value: a finite number of seconds from 0.05 to a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.05 <= value <= 86_400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.05 to 86400, got {text[:40]!r}")
+    return value
 
 
 def _add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +134,10 @@ def cmd_run(args, presets_dir: Path) -> int:
         if args.rdzv_endpoint:
             overrides.append(f"strategy.rdzv_endpoint={args.rdzv_endpoint}")
         config = load_config(resolve_preset(args.preset, presets_dir), overrides)
+        if not 0 <= args.node_rank < config.strategy.nodes:
+            raise ConfigError([ConfigProblem("--node-rank", "", None, f"{args.node_rank} is not a node of this run: "
+                                             f"strategy.nodes = {config.strategy.nodes}, so 0 to "
+                                             f"{config.strategy.nodes - 1}")])
         ensure_runnable(config)
         from tui_trainer.runs import RunStore, create_runner
 
