@@ -607,3 +607,19 @@ async def test_runs_screen_lists_damaged_runs_with_a_note_and_refuses_a_damaged_
         assert message.startswith(f"cannot resume: {checkpoint}: the checkpoint is damaged or truncated")
         assert not app.live, "nothing was started"
     assert (good / "summary.json").read_bytes() == record, "the run's record is untouched"
+
+
+async def test_a_saved_preset_name_cannot_leave_the_presets_directory(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    before = set(presets_dir.parent.rglob("*.toml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.query("#name"), "the name prompt")
+        for name in ("../escaped", "/tmp/abs", "sub/dir", ".hidden", ".."):
+            await pilot.press("ctrl+u", *name, "enter")
+            await wait_for(pilot, lambda: "letters, digits" in str(app.screen.query_one("#error").render()),
+                           f"the refusal of {name!r}")
+            app.screen.query_one("#error").update("")
+        await pilot.press("escape")
+    assert set(presets_dir.parent.rglob("*.toml")) == before and not Path("/tmp/abs.toml").exists()

@@ -207,6 +207,7 @@ def cmd_resume(args, presets_dir: Path) -> int:
 
 def cmd_presets(args, presets_dir: Path) -> int:
     from tui_trainer.config import discover_presets
+    from tui_trainer.config.errors import escape
 
     entries = discover_presets(presets_dir)
     if args.json:
@@ -219,7 +220,7 @@ def cmd_presets(args, presets_dir: Path) -> int:
     width = max(len(e.name) for e in entries)
     for e in entries:
         mark = "ok" if e.valid else "--"
-        print(f"{mark}  {e.name:<{width}}  {e.description}")
+        print(f"{mark}  {e.name:<{width}}  {escape(e.description)[:200]}")
         for error in e.errors:
             print(f"{'':<{width + 4}}  {error}")
     return 0

@@ -10,7 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig, load_config, save_preset
-from tui_trainer.config.errors import ConfigError, ConfigProblem, format_value
+from tui_trainer.config.errors import ConfigError, ConfigProblem, escape, format_value
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -189,7 +189,7 @@ def read_record(run_dir: Path) -> RunRecord | None:
     if not read.found and not (run_dir / CONFIG_NAME).exists():
         return None
     data = read.summary
-    status = data.status or "unknown"
+    status = escape(data.status)[:20] or "unknown"  # shown in a column: one short line, no terminal escapes
     if status == "running" and not _alive(read.pid):
         status = "interrupted"  # the process that ran it is gone without writing an end state
     note = read.damage or ("" if read.found else f"no {SUMMARY_NAME}")
