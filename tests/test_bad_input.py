@@ -494,3 +494,14 @@ def test_the_readme_states_every_bound_the_schema_enforces():
                 low = f"> {shown(m['above'])}" if m["above"] is not None else shown(m["min"])
                 key = f"`{section}.{f.name}`" + (" (each of at most 64 entries)" if m["kind"] == "int_list" else "")
                 assert f"| {key} | {low} | {shown(m['max'])} |" in readme, key
+
+
+def test_a_batch_larger_than_user_data_fails_the_run_with_both_numbers(tmp_path):
+    from tests.conftest import run_to_end
+
+    config = make_config(data={"dataset": "tests.user_parts:moons_arrays", "batch_size": 500},
+                         train={"max_steps": 2})
+    summary, _, _ = run_to_end(config, tmp_path / "runs")
+    assert summary.status == "failed"
+    assert summary.error == ("ValueError: the effective batch 500 (batch_size x accumulate x processes) is larger than "
+                             "the 160 training samples of tests.user_parts:moons_arrays; lower data.batch_size")
