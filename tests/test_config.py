@@ -99,7 +99,7 @@ def test_bad_override_is_blamed_on_the_command_line():
     with pytest.raises(ConfigError) as excinfo:
         load_config(PRESETS / "cpu-quick.toml", ["train.accumulate=0", "train.precison=fp32"])
     lines = messages(excinfo)
-    assert "--set: train.accumulate = 0: expected a value >= 1" in lines
+    assert "--set: train.accumulate = 0: expected a value >= 1 and <= 65536" in lines
     assert any(line.startswith("--set: train.precison") and 'did you mean "precision"' in line for line in lines)
 
 

@@ -531,3 +531,77 @@ async def test_ddp_preset_on_cpu_processes_shows_live_sparkline_and_both_ranks(p
         await wait_for(pilot, lambda: live.state.status == "stopped", "status stopped", timeout=60)
         await wait_for(pilot, lambda: {r.state for r in live.state.ranks.values()} == {"stopped"},
                        "both ranks stopped")
+
+
+async def test_each_realistic_mistake_is_shown_beside_its_preset_as_the_cli_says_it(tmp_path, runs_dir):
+    """The app shows the messages of tests/data/bad_presets/*.expected (without the file name) beside each preset."""
+    corpus = ROOT / "tests" / "data" / "bad_presets"
+    presets_dir = tmp_path / "bad"
+    shutil.copytree(corpus, presets_dir)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        await wait_for(pilot, lambda: len(presets.entries) >= 15, "the corpus listed")
+        for index, entry in enumerate(presets.entries):
+            if index:
+                await pilot.press("down")
+            await wait_for(pilot, lambda: pane(app).entry is not None and pane(app).entry.name == entry.name,
+                           f"{entry.name} shown", 10)
+            shown = str(pane(app).query_one("#problems").render())
+            expected = (corpus / f"{entry.name}.expected").read_text(encoding="utf-8").splitlines()
+            for line in expected:
+                assert "✗ " + line.removeprefix(f"error: {entry.name}.toml: ") in shown.splitlines(), entry.name
+
+
+async def test_runs_screen_lists_damaged_runs_with_a_note_and_refuses_a_damaged_checkpoint(presets_dir, runs_dir):
+    good = finished_run(runs_dir, "good", 1e-3)
+    summary = json.loads((good / "summary.json").read_text())
+    (good / "summary.json").write_text(json.dumps({**summary, "status": "stopped"}))
+    record = (good / "summary.json").read_bytes()
+    checkpoint = good / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    for name, text in [("20200101-000000-list", "[1]"), ("20200101-000001-wall", json.dumps({**summary,
+                                                                                                "wall_s": "abc"}))]:
+        (runs_dir / name).mkdir()
+        (runs_dir / name / "summary.json").write_text(text)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        assert set(table.records) == {good.name, "20200101-000000-list", "20200101-000001-wall"}
+        assert table.records["20200101-000000-list"].note == "summary.json holds list, not an object"
+        assert table.records["20200101-000001-wall"].note == 'summary.json: unreadable wall_s = "abc"'
+        assert table.current.run_id == good.name  # newest first
+        await pilot.press("down")
+        await wait_for(pilot, lambda: "damaged: summary.json" in str(app.screen.query_one("#runs-hint").render()),
+                       "the note in the hint")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and "damaged:" in str(
+            app.screen.query_one("#figures").render()), "the note on the run's figures")
+        await pilot.press("escape")
+        await pilot.press("up", "r")
+        await wait_for(pilot, lambda: any("cannot resume" in n.message for n in app._notifications),
+                       "the refusal of the damaged checkpoint")
+        (message,) = [n.message for n in app._notifications if "cannot resume" in n.message]
+        assert message.startswith(f"cannot resume: {checkpoint}: the checkpoint is damaged or truncated")
+        assert not app.live, "nothing was started"
+    assert (good / "summary.json").read_bytes() == record, "the run's record is untouched"
+
+
+async def test_a_saved_preset_name_cannot_leave_the_presets_directory(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    before = set(presets_dir.parent.rglob("*.toml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.query("#name"), "the name prompt")
+        for name in ("../escaped", "/tmp/abs", "sub/dir", ".hidden", ".."):
+            await pilot.press("ctrl+u", *name, "enter")
+            await wait_for(pilot, lambda: "letters, digits" in str(app.screen.query_one("#error").render()),
+                           f"the refusal of {name!r}")
+            app.screen.query_one("#error").update("")
+        await pilot.press("escape")
+    assert set(presets_dir.parent.rglob("*.toml")) == before and not Path("/tmp/abs.toml").exists()

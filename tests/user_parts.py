@@ -26,3 +26,27 @@ def line_datasets():
     train = torch.utils.data.TensorDataset(x[:80], y[:80])
     val = torch.utils.data.TensorDataset(x[80:], y[80:])
     return train, val
+
+
+# Mistakes a user makes in their own parts: each must fail the run with a message naming the callable.
+def raising_dataset():
+    raise ValueError("cannot find my.csv")
+
+
+def exiting_dataset():
+    raise SystemExit(3)
+
+
+def ragged_dataset():
+    return np.zeros((50, 3)), np.zeros(40)
+
+
+def not_a_model(in_features: int, out_features: int):
+    return "a string"
+
+
+def wide_model(in_features: int, out_features: int) -> nn.Module:
+    return nn.Linear(in_features, out_features + 6)
+
+
+not_callable = 42

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from tui_trainer import __version__
+from tui_trainer.config.errors import ConfigError, ConfigProblem
 
 DEFAULT_RUNS_DIR = "runs"
 
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a preset field (repeatable), e.g. --set train.precision=bf16-mixed")
     run.add_argument("--headless", action="store_true", help="no app: print progress lines (CI, scripts, workers)")
-    run.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS",
+    run.add_argument("--progress-every", type=seconds, default=2.0, metavar="SECONDS",
                      help="seconds between progress lines in headless mode (default 2)")
     run.add_argument("--node-rank", type=int, default=0, metavar="K",
                      help="multi-node ddp: this machine's node rank (0 on the head node, which shows the run)")
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", type=Path, help="the run's directory, e.g. runs/20261127-101500-cpu-quick, "
                                                    "or its id (in --runs-dir)")
     resume.add_argument("--headless", action="store_true", help="no app: print progress lines")
-    resume.add_argument("--progress-every", type=float, default=2.0, metavar="SECONDS")
+    resume.add_argument("--progress-every", type=seconds, default=2.0, metavar="SECONDS")
     _add_store_args(resume)
 
     presets = sub.add_parser("presets", help="list presets with their description and validity")
@@ -68,6 +69,17 @@ def build_parser() -> argparse.ArgumentParser:
     gpus_command.add_arguments(gpus)
     _add_store_args(gpus)
     return parser
+
+
+def seconds(text: str) -> float:
+    """A --progress-every value: a finite number of seconds from 0.05 to a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.05 <= value <= 86_400:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected seconds from 0.05 to 86400, got {text[:40]!r}")
+    return value
 
 
 def _add_store_args(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
             return gpus_command.run(args)
     except BrokenPipeError:  # `tui-trainer runs | head`
         return 0
+    except ConfigError as exc:  # bad input found late (a run store that cannot be written...): still one line
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     return 2
 
 
@@ -119,12 +135,18 @@ def cmd_run(args, presets_dir: Path) -> int:
         if args.rdzv_endpoint:
             overrides.append(f"strategy.rdzv_endpoint={args.rdzv_endpoint}")
         config = load_config(resolve_preset(args.preset, presets_dir), overrides)
+        if not 0 <= args.node_rank < config.strategy.nodes:
+            raise ConfigError([ConfigProblem("--node-rank", "", None, f"{args.node_rank} is not a node of this run: "
+                                             f"strategy.nodes = {config.strategy.nodes}, so 0 to "
+                                             f"{config.strategy.nodes - 1}")])
         ensure_runnable(config, detect_machine())
+        from tui_trainer.runs import RunStore, create_runner
+
+        RunStore(args.runs_dir).check_writable()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
-    from tui_trainer.runs import RunStore, create_runner
 
     in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     # The app trains in a worker process (isolated) so drawing never slows the loop.
@@ -141,25 +163,35 @@ def cmd_run(args, presets_dir: Path) -> int:
 
 def cmd_resume(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError
+    from tui_trainer.config.errors import escape
+    from tui_trainer.config.names import is_plain_name
     from tui_trainer.runs import Runner, read_summary
 
     run_dir = args.run_dir
-    if not run_dir.exists() and (Path(args.runs_dir) / run_dir).exists():  # a run id, as `runs` lists it
+    if not run_dir.exists() and is_plain_name(str(run_dir)):  # a run id, as `runs` lists it
         run_dir = Path(args.runs_dir) / run_dir
-    if not (run_dir / "config.toml").exists():
-        print(f"error: {run_dir}: not a run directory (no config.toml)", file=sys.stderr)
-        return 2
-    status = read_summary(run_dir).get("status")
-    if status == "completed":
-        print(f"error: {run_dir}: the run is already completed; start a new one with tui-trainer run",
+    where = escape(str(run_dir))
+    if not run_dir.is_dir():
+        print(f"error: {where}: no such run (give a run directory, or a run id listed by tui-trainer runs)",
               file=sys.stderr)
         return 2
-    if not (run_dir / "checkpoint.pt").exists():
-        print(f"error: {run_dir}: no checkpoint.pt to resume from (status {status})", file=sys.stderr)
+    if not (run_dir / "config.toml").is_file():
+        print(f"error: {where}: not a run directory (no config.toml)", file=sys.stderr)
+        return 2
+    status = read_summary(run_dir).status or "unknown"
+    if status == "completed":
+        print(f"error: {where}: the run is already completed; start a new one with tui-trainer run",
+              file=sys.stderr)
+        return 2
+    if not (run_dir / "checkpoint.pt").is_file():
+        print(f"error: {where}: no checkpoint.pt to resume from (status {status})", file=sys.stderr)
         return 2
     in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     try:
         runner = Runner.resume_run(run_dir, isolated=in_app)
+        from tui_trainer.training.checkpoint import check_checkpoint
+
+        check_checkpoint(run_dir / "checkpoint.pt")  # a damaged one is refused before the run's record is touched
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
@@ -177,6 +209,7 @@ def cmd_resume(args, presets_dir: Path) -> int:
 def cmd_presets(args, presets_dir: Path) -> int:
     from tui_trainer.config import discover_presets
     from tui_trainer.hardware import detect_machine
+    from tui_trainer.config.errors import escape
 
     entries = discover_presets(presets_dir, detect_machine())
     if args.json:
@@ -189,7 +222,7 @@ def cmd_presets(args, presets_dir: Path) -> int:
     width = max(len(e.name) for e in entries)
     for e in entries:
         mark = "ok" if e.valid else "--"
-        print(f"{mark}  {e.name:<{width}}  {e.description}")
+        print(f"{mark}  {e.name:<{width}}  {escape(e.description)[:200]}")
         for error in e.errors:
             print(f"{'':<{width + 4}}  {error}")
     return 0
@@ -213,6 +246,8 @@ def cmd_runs(args) -> int:
         val = "-" if r.final_val_loss is None else f"{r.final_val_loss:.4g}"
         print(f"{r.run_id:<40} {r.status:<11} {f'{r.step}/{r.total_steps}':>13} {loss:>10} {val:>10} "
               f"{r.samples_per_s:>10,.0f} {seconds(r.wall_s):>7}")
+        if r.note:
+            print(f"  damaged: {r.note}")
     return 0
 
 

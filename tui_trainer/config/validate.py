@@ -6,6 +6,10 @@ from tui_trainer.config.errors import ConfigError, ConfigProblem
 from tui_trainer.config.machine import Machine
 from tui_trainer.config.schema import RunConfig, as_written, device_count
 
+# More CPU processes than cores still trains (slower per process), which is worth allowing to try ddp on a
+# laptop; beyond 4 per core the processes mostly wait on each other, so that is refused.
+CPU_PROCESSES_PER_CORE = 4
+
 
 def uses_gpu(config: RunConfig, machine: Machine) -> bool:
     """Whether the run's devices are GPUs (ddp and accelerator "auto" follow what the machine has)."""
@@ -72,9 +76,10 @@ def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProb
             problem("train.precision", precision, f"GPU {g.index} ({g.name}, compute capability "
                     f"{g.capability[0]}.{g.capability[1]}) has no {precision.split('-')[0]} support (needs 8.0+); "
                     "choose fp16-mixed or fp32")
-    if s.name in ("ddp", "hybrid") and not on_gpu and device_count(s.devices) > max(machine.cpu_count, 1) * 4:
-        problem("strategy.devices", s.devices, f"{s.devices} CPU processes on {machine.cpu_count} cores would thrash; "
-                f"choose at most {machine.cpu_count}")
+    most = max(machine.cpu_count, 1) * CPU_PROCESSES_PER_CORE
+    if s.name in ("ddp", "hybrid") and not on_gpu and device_count(s.devices) > most:
+        problem("strategy.devices", s.devices, f"{device_count(s.devices)} CPU processes on {machine.cpu_count} "
+                f"core(s) would thrash: at most {CPU_PROCESSES_PER_CORE} per core, so choose at most {most}")
     return problems
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -60,8 +62,8 @@ class ProcessRunner(Runner):
 
     def _main(self) -> None:
         run_dir = self.run_dir
-        previous = read_summary(run_dir) if self.resume else {}
-        started_at = previous.get("started_at") or datetime.now().isoformat(timespec="seconds")
+        previous = read_summary(run_dir).started_at if self.resume else ""
+        started_at = previous or datetime.now().isoformat(timespec="seconds")
         write_summary(run_dir, RunSummary(self.run_id, self.config.name, "running", started_at=started_at),
                       pid=os.getpid())
         for stale in (run_dir / STOP_FILE, run_dir / EVENTS_FILE):
@@ -71,11 +73,7 @@ class ProcessRunner(Runner):
         command = self.command()
         for note in self.launch_notes(command):
             self.events.put(LogLine("info", note))
-        env = dict(os.environ)
-        # The workers import the same tui_trainer as this process (also when it runs from a checkout).
-        package_root = str(Path(__file__).resolve().parents[2])
-        if package_root not in _site_dirs():  # an installed copy: site-packages is on their path already
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+        env = worker_env(os.environ)
         if self.config.train.threads:
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)
         elif self.distributed:
@@ -130,16 +128,14 @@ class ProcessRunner(Runner):
         kill_leftovers(self.process, run_dir)
         written = read_summary(run_dir)
         states = {rank: (state, detail, when) for rank, state, detail, when in read_rank_states(run_dir)}
-        if code == 0 and written.get("status") in FINAL_STATES:
-            return _summary_from(written)
-        base = written if written.get("status") not in (None, "running") else {}
-        diverged = base.get("status") == "diverged"
-        error = base["error"] if diverged else failure_reason(run_dir, states, code)
-        summary = RunSummary(**{**_summary_fields(base), "run_id": self.run_id, "name": self.config.name,
-                                "status": "diverged" if diverged else "failed", "error": error,
-                                "started_at": started_at,
-                                "finished_at": datetime.now().isoformat(timespec="seconds"),
-                                "wall_s": base.get("wall_s") or wall})
+        if code == 0 and written.status in FINAL_STATES:
+            return written
+        base = written if written.status not in ("", "running") else RunSummary(self.run_id, "", "")
+        diverged = base.status == "diverged"
+        error = base.error if diverged else failure_reason(run_dir, states, code)
+        summary = replace(base, run_id=self.run_id, name=self.config.name,
+                          status="diverged" if diverged else "failed", error=error, started_at=started_at,
+                          finished_at=datetime.now().isoformat(timespec="seconds"), wall_s=base.wall_s or wall)
         write_summary(run_dir, summary)
         self.events.put(LogLine("error", summary.error))
         return summary
@@ -169,12 +165,24 @@ class DistributedRunner(ProcessRunner):
         return command
 
     def launch_notes(self, command: list[str]) -> list[str]:
-        notes = ["launch: " + " ".join(["python", *command[1:]])]
+        notes = ["launch: " + shlex.join(["python", *command[1:]])]
         s = self.config.strategy
         if s.nodes > 1 and self.node_rank == 0:
-            notes += [f"on node {rank} run: tui-trainer run {self.config.source} --headless --node-rank {rank} "
-                      f"--rdzv-endpoint {s.rdzv_endpoint}" for rank in range(1, s.nodes)]
+            notes += [f"on node {rank} run: {other_node_command(self.config, rank)}" for rank in range(1, s.nodes)]
         return notes
+
+
+def other_node_command(config: RunConfig, rank: int) -> str:
+    """The shell line that starts node `rank` of a multi-node run: the same preset, the same overrides.
+
+    Shell-quoted, so that pasting it runs tui-trainer and nothing else, whatever the preset is called.
+    """
+    from tui_trainer.config.overrides import overrides_from_preset
+
+    sets = [arg for text in overrides_from_preset(config, skip=("strategy.rdzv_endpoint",)) for arg in ("--set", text)]
+    preset = f"./{config.source}" if config.source.startswith("-") else config.source  # never read as an option
+    return shlex.join(["tui-trainer", "run", preset, *sets, "--headless", "--node-rank", str(rank),
+                       "--rdzv-endpoint", config.strategy.rdzv_endpoint])
 
 
 def read_rank_states(run_dir: Path) -> list[tuple[int, str, str, float]]:
@@ -239,22 +247,36 @@ def kill_leftovers(process: subprocess.Popen | None, run_dir: Path) -> None:
                 pass
 
 
-def _site_dirs() -> set[str]:
+def worker_env(environ) -> dict[str, str]:
+    """The environment of a worker process: it imports exactly what this process would import.
+
+    `python -m` (how torchrun starts workers) would put the worker's current directory first on its
+    path, so a module there (`evilmod.py`) could run under ddp but not in a one-process run. Instead
+    workers run with PYTHONSAFEPATH=1 (nothing added implicitly) and PYTHONPATH holding this
+    process's own path entries for user code: a `package.module:callable` in a preset resolves the
+    same way in every process of every strategy. The same tui_trainer is imported, also from a checkout.
+    """
+    env = dict(environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    standard = _standard_dirs()
+    entries = []
+    for entry in [package_root, *sys.path]:
+        path = os.path.abspath(entry or os.curdir)  # "" is the current directory (python -c, the REPL)
+        if path not in entries and not any(path == d or path.startswith(d + os.sep) for d in standard):
+            entries.append(path)
+    env["PYTHONPATH"] = os.pathsep.join(entries)
+    env["PYTHONSAFEPATH"] = "1"
+    return env
+
+
+def _standard_dirs() -> list[str]:
+    """The standard library and site-packages: a child interpreter has them on its path by itself."""
     import site
+    import sysconfig
 
-    dirs = [*site.getsitepackages(), site.getusersitepackages()]
-    return {str(Path(d).resolve()) for d in dirs}
-
-
-def _summary_fields(data: dict) -> dict:
-    from dataclasses import fields
-
-    names = {f.name for f in fields(RunSummary)}
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in names}
-
-
-def _summary_from(data: dict) -> RunSummary:
-    return RunSummary(**_summary_fields(data))
+    dirs = [*site.getsitepackages(), site.getusersitepackages(), sysconfig.get_paths()["stdlib"],
+            sysconfig.get_paths()["platstdlib"]]
+    return sorted({str(Path(d).resolve()) for d in dirs if d})
 
 
 def _signal_group(pgid: int, sig: int) -> None:

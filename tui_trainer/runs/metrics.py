@@ -116,9 +116,11 @@ def _curves_from_lines(lines: list[str]) -> Curves:
     for line in lines:
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # a damaged line is skipped, not fatal to the whole curve
             continue
-        if not isinstance(row, dict):
+        if not isinstance(row, dict) or not _is_int(row.get("step")):
+            continue
+        if not all(_is_number(row[k]) for k in ("loss", "val_loss", "r2", "accuracy") if k in row):
             continue
         if "loss" in row:
             steps.append(row["step"])
@@ -164,13 +166,22 @@ def truncate_after(path: str | Path, step: int) -> None:
                 row = json.loads(line)
                 if row["step"] > step:
                     continue
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
+                pair = _PAIR.pack(row["step"], row["loss"]) if "loss" in row else None
+            except (ValueError, RecursionError, KeyError, TypeError, IndexError, struct.error):
+                continue  # a damaged line (hand-edited, garbage) is dropped, like a torn one
             kept.append(line)
-            if "loss" in row:
-                pairs.append(_PAIR.pack(row["step"], row["loss"]))
+            if pair is not None:
+                pairs.append(pair)
     _replace(path, "".join(kept).encode("utf-8"))
     _replace(path.with_name(LOSSES_NAME), b"".join(pairs))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _replace(path: Path, content: bytes) -> None:

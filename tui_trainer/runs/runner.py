@@ -8,6 +8,7 @@ Every way a run can end (completed, stopped, diverged, failed) becomes a summary
 
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -97,9 +98,9 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
     from tui_trainer.training.loop import Diverged, Trainer
 
     run_id = run_dir.name
-    previous = read_summary(run_dir) if resume else {}
+    previous = read_summary(run_dir) if resume else None
     started_at = datetime.now().isoformat(timespec="seconds")
-    wall_before = float(previous.get("wall_s", 0.0))
+    wall_before = previous.wall_s if previous is not None and math.isfinite(previous.wall_s) else 0.0
     writes = strategy is None or strategy.is_main
     if writes:
         write_summary(run_dir, RunSummary(run_id, config.name, "running", started_at=started_at), pid=os.getpid())
@@ -145,7 +146,7 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         final_val_loss=trainer.last_val_loss, best_val_loss=trainer.best_val_loss,
         metric_name=trainer.metric_name, metric=trainer.last_metric, samples_per_s=rate,
         wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
-        error=error, started_at=previous.get("started_at", started_at),
+        error=error, started_at=(previous.started_at if previous is not None else "") or started_at,
         finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
         effective_batch=trainer.effective_batch, notes=trainer.notes)
     if writes:

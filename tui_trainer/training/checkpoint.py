@@ -22,6 +22,45 @@ def load_checkpoint(path: str | Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def check_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint to resume from, or raise ConfigError naming the file and what is wrong with it.
+
+    weights_only=True refuses pickled code: a checkpoint is data. A truncated or corrupt file, or a
+    file that is not a tui-trainer checkpoint, is a one-line error before anything is overwritten.
+    """
+    import pickle
+    import re
+    import zipfile
+
+    from tui_trainer.config.errors import ConfigError, ConfigProblem
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError([ConfigProblem(str(path), "", None, why)])
+
+    try:
+        if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
+            raise refuse("the checkpoint is damaged or truncated (not a torch zip archive)")
+        state = load_checkpoint(path)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it would call {found.group(1)})" if found else ""
+        raise refuse(f"refused: it holds pickled objects other than tensors and plain data{what}; a checkpoint "
+                     "is data, never code (torch.load weights_only=True)") from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        raise refuse(f"cannot read the checkpoint: {exc.strerror or exc}") from None
+    except ConfigError:
+        raise
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... for a damaged zip
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise refuse(f"the checkpoint is damaged or truncated ({first})") from None
+    if not (isinstance(state, dict) and isinstance(state.get("model"), dict)
+            and isinstance(state.get("optimizer"), dict) and isinstance(state.get("rng"), dict)
+            and isinstance(state.get("step"), int) and not isinstance(state.get("step"), bool)
+            and state["step"] >= 0):
+        raise refuse("not a tui-trainer checkpoint (expected model, optimizer, rng and a step >= 0)")
+    return state
+
+
 def rng_state() -> dict:
     """The RNG states a resumed run needs to continue exactly (dropout masks)."""
     state = {"torch": torch.get_rng_state()}

@@ -103,6 +103,10 @@ class Trainer:
         if self.steps_per_epoch == 0:
             raise ValueError(f"the training split has {self.data.train_size} samples, fewer than the "
                              f"{world} processes; lower strategy.devices")
+        if self.effective_batch > self.data.train_size:  # user data: its size is known only now
+            raise ValueError(f"the effective batch {self.effective_batch} (batch_size x accumulate x processes) is "
+                             f"larger than the {self.data.train_size} training samples of {cfg.data.dataset}; "
+                             "lower data.batch_size")
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.samples_per_step = self.data.train_size / self.steps_per_epoch
         if (not cfg.train.threads and self.device.type == "cpu"

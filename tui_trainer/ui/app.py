@@ -179,12 +179,26 @@ class TrainerApp(App[int]):
         except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
             self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
             return
-        self._resume_live(LiveRun(runner, self.store))
+        self._check_then_resume(runner)
+
+    @work(thread=True, exit_on_error=False)
+    def _check_then_resume(self, runner: Runner) -> None:
+        """Read the checkpoint (off the UI thread: it imports torch) before anything is started or written:
+        a damaged or code-holding one is refused in a notification, and the run's record stays as it was."""
+        from tui_trainer.config import ConfigError
+        from tui_trainer.training.checkpoint import check_checkpoint
+
+        try:
+            check_checkpoint(runner.run_dir / "checkpoint.pt")
+        except ConfigError as exc:
+            self.call_from_thread(self.notify, f"cannot resume: {exc}", severity="error", timeout=10)
+            return
+        self.call_from_thread(self._resume_live, LiveRun(runner, self.store))
 
     def _resume_live(self, live: LiveRun) -> None:
         from tui_trainer.runs import read_summary
 
-        status = read_summary(live.run_dir).get("status")
+        status = read_summary(live.run_dir).status
         if status == "completed":
             self.notify("cannot resume: the run is completed", severity="warning")
             return

@@ -13,6 +13,7 @@ from textual.message import Message
 from tui_trainer.config import PresetEntry
 from tui_trainer.runs import Curves, RunRecord
 from tui_trainer.session.monitor import MachineReading
+from tui_trainer.training.events import RunSummary
 
 
 @dataclass
@@ -57,5 +58,6 @@ class RunLoaded(Message):
     """A finished run's summary.json and metrics.jsonl were read (in a worker): its figures and full curves."""
 
     run_id: str
-    summary: dict
+    summary: RunSummary
     curves: Curves
+    damage: str = ""  # what in the run's files is damaged, shown beside its figures

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import Curves, RunRecord, read_curves, read_summary
+from tui_trainer.runs import Curves, RunRecord, load_summary, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
 from tui_trainer.ui.messages import RunLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView, smoothed
@@ -54,13 +54,14 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True)
     def load(self) -> None:
         for record in self.records:
-            path = record.path
-            self.post_message(RunLoaded(record.run_id, read_summary(path), read_curves(path / METRICS_NAME)))
+            read = load_summary(record.path)
+            self.post_message(RunLoaded(record.run_id, read.summary, read_curves(record.path / METRICS_NAME),
+                                        read.damage))
 
     def on_run_loaded(self, message: RunLoaded) -> None:
         """Each run's figures as it comes; the curves once both are in (they share one scale)."""
         side = "ab"[len(self.loaded)]  # the worker reads a, then b (a run may be compared with itself)
-        self.query_one(f"#figures-{side}", RunFigures).figures = (message.summary, message.run_id)
+        self.query_one(f"#figures-{side}", RunFigures).figures = (message.summary, message.run_id, message.damage)
         self.loaded[side] = message.curves
         if len(self.loaded) < 2:
             return

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
 from tui_trainer.config import Machine, discover_presets, save_preset
+from tui_trainer.config.names import inside
 from tui_trainer.ui.messages import MachineSampled, PresetsLoaded
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.gpu_list import GpuList
@@ -113,10 +114,10 @@ class LaunchScreen(Screen):
         def save(name: str | None) -> None:
             if not name:
                 return
-            path = self.presets_dir / f"{name}.toml"
             try:
+                path = inside(self.presets_dir, name, ".toml")
                 save_preset(replace(config, name=name), path)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self.notify(f"could not save {path}: {exc}", severity="error")
                 return
             self.notify(f"saved {path}")

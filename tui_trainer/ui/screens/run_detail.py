@@ -8,8 +8,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import RunRecord, read_curves, read_summary
+from tui_trainer.runs import RunRecord, load_summary, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
+from tui_trainer.training.events import RunSummary
 from tui_trainer.ui.messages import RunLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView
 from tui_trainer.ui.widgets.run_figures import RunFigures
@@ -37,17 +38,21 @@ class RunDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(RunFigures).figures = ({"status": self.record.status, "step": self.record.step,
-                                               "total_steps": self.record.total_steps}, self.record.run_id)
+        self.query_one(RunFigures).figures = (
+            RunSummary(self.record.run_id, self.record.name, self.record.status, step=self.record.step,
+                       total_steps=self.record.total_steps, error=self.record.error),
+            self.record.run_id, self.record.note)
         self.load()
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
         path = self.record.path
-        self.post_message(RunLoaded(self.record.run_id, read_summary(path), read_curves(path / METRICS_NAME)))
+        read = load_summary(path)
+        self.post_message(RunLoaded(self.record.run_id, read.summary, read_curves(path / METRICS_NAME),
+                                    read.damage or self.record.note))
 
     def on_run_loaded(self, message: RunLoaded) -> None:
-        self.query_one(RunFigures).figures = (message.summary, message.run_id)
+        self.query_one(RunFigures).figures = (message.summary, message.run_id, message.damage)
         self.curves = message.curves
         self.query_one(CurveView).curves = message.curves
 

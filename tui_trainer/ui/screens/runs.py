@@ -97,7 +97,8 @@ class RunsScreen(Screen):
         marked = len(table.marked)
         text = "no runs yet: start one from the launch screen (escape)" if record is None else (
             f"{record.run_id}: {record.status}, val loss {fmt.number(record.final_val_loss)}"
-            + (f"  error: {record.error}" if record.error else ""))
+            + (f"  error: {record.error}" if record.error else "")
+            + (f"  damaged: {record.note}" if record.note else ""))
         if marked:
             text += f"   [{marked} marked{': c compares' if marked == 2 else ''}]"
         self.query_one("#runs-hint", Static).update(text)
