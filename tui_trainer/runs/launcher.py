@@ -21,9 +21,9 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig
-from tui_trainer.runs.runner import Runner
+from tui_trainer.runs.runner import Runner, _seconds
 from tui_trainer.runs.store import RunStore, read_summary, write_summary
-from tui_trainer.training.events import LogLine, RankState, RunFinished, RunSummary, event_from_json
+from tui_trainer.training.events import LogLine, RankState, RunFinished, RunStarted, RunSummary, event_from_json
 from tui_trainer.training.worker import EVENTS_FILE, RANKS_DIR, STOP_FILE
 
 FINAL_STATES = ("completed", "stopped", "failed", "diverged")
@@ -41,6 +41,8 @@ class ProcessRunner(Runner):
         super().__init__(config, store, run_dir=run_dir)
         self.node_rank = node_rank
         self.process: subprocess.Popen | None = None
+        self._previous: dict = {}
+        self._trained = False  # a RunStarted came: from then on a failure is the run's, not the resume's
 
     def stop(self) -> None:
         """Ask the worker(s) to stop; ddp ranks agree on the step in their next all-reduce and checkpoint there."""
@@ -60,10 +62,10 @@ class ProcessRunner(Runner):
 
     def _main(self) -> None:
         run_dir = self.run_dir
-        previous = read_summary(run_dir) if self.resume else {}
-        started_at = previous.get("started_at") or datetime.now().isoformat(timespec="seconds")
-        write_summary(run_dir, RunSummary(self.run_id, self.config.name, "running", started_at=started_at),
-                      pid=os.getpid())
+        previous = self._previous = read_summary(run_dir) if self.resume else {}
+        started_at = str(previous.get("started_at") or datetime.now().isoformat(timespec="seconds"))
+        write_summary(run_dir, {**previous, "status": "running"} if previous else
+                      RunSummary(self.run_id, self.config.name, "running", started_at=started_at), pid=os.getpid())
         for stale in (run_dir / STOP_FILE, run_dir / EVENTS_FILE):
             stale.unlink(missing_ok=True)
         for state_file in (run_dir / RANKS_DIR).glob("rank-*.json"):
@@ -121,6 +123,7 @@ class ProcessRunner(Runner):
         end = chunk.rfind(b"\n") + 1  # only whole lines; a half-written one waits for the next poll
         for line in chunk[:end].splitlines():
             event = event_from_json(line.decode("utf-8"))
+            self._trained = self._trained or isinstance(event, RunStarted)
             if not isinstance(event, RunFinished):
                 self.events.put(event)
         return offset + end
@@ -129,6 +132,8 @@ class ProcessRunner(Runner):
         """Stop every leftover process, then decide how the run ended."""
         kill_leftovers(self.process, run_dir)
         written = read_summary(run_dir)
+        if self.resume and not self._trained and self._previous:
+            return self._resume_failed(run_dir, written, code)
         states = {rank: (state, detail, when) for rank, state, detail, when in read_rank_states(run_dir)}
         if code == 0 and written.get("status") in FINAL_STATES:
             return _summary_from(written)
@@ -139,10 +144,28 @@ class ProcessRunner(Runner):
                                 "status": "diverged" if diverged else "failed", "error": error,
                                 "started_at": started_at,
                                 "finished_at": datetime.now().isoformat(timespec="seconds"),
-                                "wall_s": base.get("wall_s") or wall})
+                                "wall_s": _seconds(base.get("wall_s")) or wall})
         write_summary(run_dir, summary)
         self.events.put(LogLine("error", summary.error))
         return summary
+
+    def _resume_failed(self, run_dir: Path, written: dict, code: int) -> RunSummary:
+        """A resume whose workers never started training: the run's record stays as it was, plus a note."""
+        from tui_trainer.runs.runner import _resume_failed
+
+        states = {rank: (state, detail, when) for rank, state, detail, when in read_rank_states(run_dir)}
+        _, marker, error = str(written.get("error") or "").rpartition("resume failed: ")
+        if not marker or not error:  # the workers failed before they could say why
+            error = failure_reason(run_dir, states, code)
+        previous = self._previous
+        kept = str(previous.get("error") or "").split("resume failed: ")[0].rstrip("; ")
+        note = f"resume failed: {error}"
+        write_summary(run_dir, {**previous, "error": f"{kept}; {note}" if kept else note})
+        self.events.put(LogLine("error", note))
+        return _resume_failed(previous, self.run_id, self.config, error)
+
+    def _cleanup(self) -> None:
+        kill_leftovers(self.process, self.run_dir)
 
 
 class DistributedRunner(ProcessRunner):
