@@ -230,6 +230,8 @@ def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], cod
         return f"rank {rank} failed: {detail[:300]}"
     if signalled:
         return f"rank {signalled[0][1]} was killed by signal {signal.SIGTERM.value} (SIGTERM)"
+    if code < 0:
+        return f"the worker was killed by signal {-code} ({_signal_name(-code)})"
     if died:
         return f"rank {died[0]} exited without reporting (exit code {code}; see {WORKER_LOG})"
     tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no output"]

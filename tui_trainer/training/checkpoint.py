@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
@@ -50,8 +51,14 @@ def _sync_directory(folder: Path) -> None:
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint onto the CPU (tensors only, no pickled code)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a checkpoint onto the CPU (tensors only, no pickled code); a damaged file is a ValueError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError) as exc:
+        if type(exc).__name__ == "OutOfMemoryError":
+            raise
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({reason})") from exc
 
 
 def rng_state() -> dict:
