@@ -264,3 +264,17 @@ def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cle
     summary = long.wait(60)
     assert summary.status == "stopped" and load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step
     assert worker_pids(tmp_path) == []
+
+
+def test_ddp_on_the_default_data_takes_the_steps_and_samples_of_one_process(tmp_path):
+    # diabetes: 353 training samples, 32 a step: 11 full steps and a last step of 1 sample, which one
+    # of the two ranks gets while the other joins the step with zero weight.
+    common = ["--headless", "--set", "train.epochs=3"]
+    one = cli("run", "cpu-quick", *common, "--runs-dir", str(tmp_path / "cpu"), "--set", "data.batch_size=32")
+    assert one.returncode == 0, one.stderr
+    two = cli("run", "cpu-quick", *common, "--runs-dir", str(tmp_path / "ddp"), "--set", "strategy.name=ddp",
+              "--set", "strategy.devices=2", "--set", "data.batch_size=16")
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "completed: cpu-quick at step 36/36" in one.stdout and "completed: cpu-quick at step 36/36" in two.stdout
+    assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "ddp"))
+    assert worker_pids(tmp_path) == []
