@@ -112,8 +112,8 @@ class StrategyConfig:
     accelerator: str = opt("auto", "str", "auto: GPUs when the machine has them, else CPU", choices=("auto", "cpu", "gpu"))
     nodes: int = opt(1, "int", "machines taking part (ddp)", minimum=1)
     rdzv_endpoint: str = opt("", "str", "host:port of the c10d rendezvous (multi-node ddp)")
-    rdzv_timeout: int = opt(60, "int", "seconds a multi-node ddp run waits for its rendezvous (the other nodes, "
-                                       "an endpoint that does not answer) before it fails", minimum=1, maximum=86_400)
+    rdzv_timeout: int = opt(120, "int", "multi-node ddp: seconds to wait for every node to join, and for the "
+                                        "endpoint to answer, before the run fails", minimum=1, maximum=86_400)
     split: tuple = opt((), "int_list", "model-parallel, hybrid: layers per stage (empty = balance by parameters)",
                        minimum=1)
     stages: int = opt(2, "int", "hybrid: model-parallel stages per replica (devices = replicas x stages)",

@@ -82,6 +82,8 @@ class ProcessRunner(Runner):
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)
         elif self.distributed:
             env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default with several workers, said explicitly
+        if self.distributed and self.config.strategy.nodes == 1:
+            env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's pair sockets on loopback too: one node talks to itself
         clock = time.perf_counter()
         with open(run_dir / WORKER_LOG, "ab") as log:
             # Its own session: a Ctrl-C in the terminal reaches us (we stop the ranks cleanly), not the workers.
@@ -178,14 +180,20 @@ class DistributedRunner(ProcessRunner):
         s = self.config.strategy
         per_node = (len(s.devices) if isinstance(s.devices, tuple) else s.devices) // (
             s.stages if s.name == "hybrid" else 1)
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}",
+        # torchrun through our wrapper, whose stores listen on their host's address only (not on every
+        # interface): loopback for one node, the endpoint's interface for several.
+        command = [sys.executable, "-m", "tui_trainer.runs.torchrun", f"--nproc-per-node={per_node}",
                    "--max-restarts=0", "--monitor-interval=0.2"]
         if s.nodes == 1:
-            command.append("--standalone")
+            command += ["--nnodes=1", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", "--local-addr=127.0.0.1",
+                        "--rdzv-conf=is_host=true"]
         else:
+            host = s.rdzv_endpoint.rpartition(":")[0]
             command += [f"--nnodes={s.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={s.rdzv_endpoint}",
                         f"--rdzv-id=tui-trainer-{self.config.name}", f"--node-rank={self.node_rank}",
-                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'}"]
+                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'},"
+                        f"join_timeout={s.rdzv_timeout},read_timeout={s.rdzv_timeout}",
+                        *([f"--local-addr={host}"] if self.node_rank == 0 else [])]
         command += ["-m", "tui_trainer.training.worker", str(self.run_dir)]
         if self.resume:
             command.append("--resume")
@@ -230,12 +238,25 @@ def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], cod
         return f"rank {rank} failed: {detail[:300]}"
     if signalled:
         return f"rank {signalled[0][1]} was killed by signal {signal.SIGTERM.value} (SIGTERM)"
+    rendezvous = _rendezvous_error(log) if not states else ""
+    if rendezvous:
+        return f"rendezvous failed: {rendezvous} (strategy.rdzv_endpoint, strategy.rdzv_timeout)"
     if code < 0:
         return f"the worker was killed by signal {-code} ({_signal_name(-code)})"
     if died:
         return f"rank {died[0]} exited without reporting (exit code {code}; see {WORKER_LOG})"
     tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no output"]
     return f"the worker exited with code {code}: {tail[0][:200]}"
+
+
+def _rendezvous_error(log: str) -> str:
+    """torchrun's reason for a failed rendezvous, from its output: the root cause before the wrappers."""
+    found = re.findall(r"^torch\.distributed\.[\w.]*?(DistNetworkError|DistStoreError|Rendezvous\w*Error): (.+)$",
+                       log, re.MULTILINE)
+    if not found:
+        return ""
+    causes = [text for kind, text in found if not text.startswith("The connection to the C10d store has failed")]
+    return (causes or [found[-1][1]])[0].strip()[:300]
 
 
 def kill_leftovers(process: subprocess.Popen | None, run_dir: Path) -> None:
