@@ -6,6 +6,7 @@ import json
 import math
 import os
 import random
+import re
 import signal
 import struct
 import subprocess
@@ -87,6 +88,17 @@ def test_resume_with_a_damaged_wall_time_in_the_summary_runs_and_records_its_end
     assert summary["status"] == "completed" and isinstance(summary["wall_s"], float)
 
 
+def test_the_end_state_is_written_in_place_when_no_new_file_can_be_made(tmp_path):
+    # A full disk or a read-only directory refuses summary.json.tmp; here a directory stands in its way.
+    assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.epochs=2").returncode == 0
+    (run_dir,) = tmp_path.iterdir()
+    (run_dir / "summary.json").write_text(json.dumps({**summary_of(run_dir), "status": "stopped"}))
+    (run_dir / "summary.json.tmp").mkdir()
+    result = cli("resume", str(run_dir), "--headless", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert summary_of(run_dir)["status"] == "completed"
+
+
 # ------------------------------------------------------------------ out of memory
 @pytest.mark.parametrize("model, where", [("gpu_oom_at_step_3", "GPU"), ("host_oom_at_step_3", "host")])
 def test_out_of_memory_ends_failed_with_the_batch_settings_and_the_fix_and_the_next_run_starts(
@@ -108,7 +120,7 @@ def test_divergence_stops_the_run_and_never_overwrites_the_last_good_checkpoint(
                          train={"epochs": 100, "checkpoint_every": 5})
     summary, run_dir, _ = run_to_end(config, runs_dir)
     assert summary.status == "diverged", summary
-    diverged_at = int(summary.error.rsplit("at step ", 1)[1])
+    diverged_at = int(re.search(r"(?:at|by) step (\d+)", summary.error).group(1))
     assert summary.step <= diverged_at + 5, "the run stops within one report (here: one checkpoint) of diverging"
     assert summary.samples_per_s > 0, "a diverged run still reports its speed"
     if (run_dir / "checkpoint.pt").exists():
@@ -171,6 +183,18 @@ def test_a_resume_that_fails_before_training_keeps_the_runs_record_and_says_why(
     final = stop_after_progress(_started(Runner.resume_run(run_dir)), beyond=good["step"])
     assert final.status == "stopped"
     assert_every_step_once(run_dir, final.step)
+
+
+def test_a_failed_resume_in_a_worker_process_keeps_the_runs_record_too(runs_dir):
+    run_dir, before = stopped_run(runs_dir)
+    save_checkpoint(run_dir / "checkpoint.pt", {**load_checkpoint(run_dir / "checkpoint.pt"), "step": -5})
+    runner = Runner.resume_run(run_dir, isolated=True)  # as the app resumes: one worker process
+    assert type(runner).__name__ == "ProcessRunner"
+    runner.start()
+    attempt = runner.wait(120)
+    assert attempt.status == "failed" and attempt.error.startswith("resume failed: ") and "step -5" in attempt.error
+    after = summary_of(run_dir)
+    assert (after["status"], after["step"]) == ("stopped", before["step"]) and "step -5" in after["error"]
 
 
 def _started(runner: Runner) -> Runner:
