@@ -354,3 +354,13 @@ def test_a_killed_worker_process_fails_the_run_and_the_app_side_carries_on(tmp_p
     assert not runner.is_running() and runner.process.poll() is not None
     after, _, _ = run_to_end(make_config(data={"dataset": "diabetes"}, train={"epochs": 1}), tmp_path / "next")
     assert after.status == "completed"
+
+
+def test_out_of_memory_in_an_app_launched_worker_process_gives_the_same_message(tmp_path):
+    config = make_config(data={"dataset": "diabetes"}, model={"name": "tests.user_parts:host_oom_at_step_3"},
+                         train={"epochs": 5})
+    runner = create_runner(config, RunStore(tmp_path), isolated=True)
+    runner.start()
+    summary = runner.wait(120)
+    assert summary.status == "failed" and summary.error.startswith("out of host memory at micro-batch 32 (fp32, ")
+    assert not runner.is_running() and runner.process.poll() is not None

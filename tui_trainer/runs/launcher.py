@@ -141,7 +141,9 @@ class ProcessRunner(Runner):
             return _summary_from(written)
         base = written if written.get("status") not in (None, "running") else {}
         diverged = base.get("status") == "diverged"
-        error = base["error"] if diverged else failure_reason(run_dir, states, code)
+        # One worker process records its own failure (out of memory, a full disk): that is the reason.
+        recorded = not self.distributed and base.get("status") == "failed" and base.get("error")
+        error = base["error"] if diverged or recorded else failure_reason(run_dir, states, code)
         summary = RunSummary(**{**_summary_fields(base), "run_id": self.run_id, "name": self.config.name,
                                 "status": "diverged" if diverged else "failed", "error": error,
                                 "started_at": started_at,
