@@ -178,7 +178,7 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
             _record(run_dir, {**previous, "error": f"{kept}; {note}" if kept else note} if previous else summary,
                     emit)
         _release_memory()
-        emit(LogLine("error", summary.error))
+        _try(lambda: emit(LogLine("error", summary.error)))
         return summary
     wall = time.perf_counter() - clock
     seconds = trainer.seconds_training() if trainer is not None else 0.0
