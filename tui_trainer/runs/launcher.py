@@ -1,7 +1,7 @@
 """Runs in worker processes, followed from a thread: ddp through torchrun, and app-launched runs.
 
 We never write our own distributed layer: for ddp, torchrun (`torch.distributed.run`) starts one
-worker per device and handles the rendezvous (standalone on one node, c10d across nodes). The app
+worker per device and handles the rendezvous (c10d on loopback for one node, on the endpoint across nodes). The app
 runs every other strategy in one worker process too, so that drawing the screen never competes with
 the training loop for the GIL. Either way this thread turns the workers' files into the same events
 a thread-run emits, reports each rank's state, turns a dead worker into a `failed` run naming that
