@@ -31,6 +31,50 @@ def line_datasets():
 # Mistakes a user makes in their own parts: each must fail the run with a message naming the callable.
 def raising_dataset():
     raise ValueError("cannot find my.csv")
+class _FailsAtCall(nn.Module):
+    """A user model whose forward raises at its Nth call: a fault injected at one seam, the model."""
+
+    def __init__(self, in_features: int, out_features: int, at: int, error: BaseException):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+        self.calls, self.at, self.error = 0, at, error
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls == self.at:
+            raise self.error
+        return self.net(x)
+
+
+def gpu_oom_at_step_3(in_features: int, out_features: int) -> nn.Module:
+    return _FailsAtCall(in_features, out_features, 3, torch.cuda.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.19 GiB total capacity)"))
+
+
+def host_oom_at_step_3(in_features: int, out_features: int) -> nn.Module:
+    return _FailsAtCall(in_features, out_features, 3, MemoryError())
+
+
+class _Overflows(nn.Module):
+    """A model whose output overflows fp16 on every `every`-th forward (the GradScaler then skips the step)."""
+
+    def __init__(self, in_features: int, out_features: int, every: int):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+        self.calls, self.every = 0, every
+
+    def forward(self, x):
+        self.calls += 1
+        out = self.net(x)
+        return out * float("inf") if self.calls % self.every == 0 else out
+
+
+def always_overflowing_net(in_features: int, out_features: int) -> nn.Module:
+    return _Overflows(in_features, out_features, 1)
+
+
+def sometimes_overflowing_net(in_features: int, out_features: int) -> nn.Module:
+    return _Overflows(in_features, out_features, 3)
 
 
 def exiting_dataset():
@@ -50,3 +94,5 @@ def wide_model(in_features: int, out_features: int) -> nn.Module:
 
 
 not_callable = 42
+def interrupting_dataset():
+    raise KeyboardInterrupt

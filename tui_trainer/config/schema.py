@@ -113,6 +113,9 @@ class TrainConfig:
                                 minimum=0, maximum=MAX_STEPS)
     threads: int = opt(0, "int", "torch CPU threads per process (0 = auto: 1 when parameters x batch is under "
                                  "1M, else torch's default)", minimum=0, maximum=1024)
+    max_skipped_in_row: int = opt(100, "int", "fp16: optimizer steps the GradScaler may skip in a row (inf "
+                                             "gradients) before the run ends as diverged", minimum=1,
+                                  maximum=1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class StrategyConfig:
     accelerator: str = opt("auto", "str", "auto: GPUs when the machine has them, else CPU", choices=("auto", "cpu", "gpu"))
     nodes: int = opt(1, "int", "machines taking part (ddp)", minimum=1, maximum=MAX_DEVICES)
     rdzv_endpoint: str = opt("", "str", "host:port of the c10d rendezvous (multi-node ddp)")
+    rdzv_timeout: int = opt(120, "int", "multi-node ddp: seconds to wait for every node to join, and for the "
+                                        "endpoint to answer, before the run fails", minimum=1, maximum=86_400)
     split: tuple = opt((), "int_list", "model-parallel, hybrid: layers per stage (empty = balance by parameters)",
                        minimum=1, maximum=10_000)
     stages: int = opt(2, "int", "hybrid: model-parallel stages per replica (devices = replicas x stages)",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 from tui_trainer.config.errors import ConfigError, ConfigProblem
 from tui_trainer.config.machine import Machine
 from tui_trainer.config.schema import RunConfig, as_written, device_count
@@ -76,11 +80,48 @@ def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProb
             problem("train.precision", precision, f"GPU {g.index} ({g.name}, compute capability "
                     f"{g.capability[0]}.{g.capability[1]}) has no {precision.split('-')[0]} support (needs 8.0+); "
                     "choose fp16-mixed or fp32")
+    if s.name in ("ddp", "hybrid") and s.nodes > 1 and s.rdzv_endpoint:
+        why = unresolvable(s.rdzv_endpoint)
+        if why:
+            problem("strategy.rdzv_endpoint", s.rdzv_endpoint, why)
     most = max(machine.cpu_count, 1) * CPU_PROCESSES_PER_CORE
     if s.name in ("ddp", "hybrid") and not on_gpu and device_count(s.devices) > most:
         problem("strategy.devices", s.devices, f"{device_count(s.devices)} CPU processes on {machine.cpu_count} "
                 f"core(s) would thrash: at most {CPU_PROCESSES_PER_CORE} per core, so choose at most {most}")
     return problems
+
+
+RESOLVE_SECONDS = 2.0  # a name server that does not answer within this is as good as a name that does not exist
+_resolved: dict[str, tuple[float, str]] = {}  # host -> (when, problem or ""): the launch screen asks often
+
+
+def unresolvable(endpoint: str) -> str:
+    """Why a rendezvous endpoint's host cannot be reached by name ("" when it resolves).
+
+    torchrun would otherwise retry an unknown host for 95-120 s before failing; this answers within
+    RESOLVE_SECONDS, and remembers the answer for a minute.
+    """
+    host = endpoint.rpartition(":")[0].strip("[]") or endpoint
+    cached = _resolved.get(host)
+    if cached is not None and time.monotonic() - cached[0] < 60:
+        return cached[1]
+    answer: list[str] = []
+
+    def resolve() -> None:
+        try:
+            socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            answer.append("")
+        except (OSError, UnicodeError) as exc:
+            answer.append(f"host \"{host[:60]}\" does not resolve ({getattr(exc, 'strerror', None) or exc}); "
+                          "give the head node's address, e.g. 10.0.0.1:29500")
+
+    worker = threading.Thread(target=resolve, daemon=True)
+    worker.start()
+    worker.join(RESOLVE_SECONDS)
+    why = answer[0] if answer else (f"host \"{host[:60]}\" did not resolve within {RESOLVE_SECONDS:g} s; "
+                                    "give the head node's IP address")
+    _resolved[host] = (time.monotonic(), why)
+    return why
 
 
 def ensure_runnable(config: RunConfig, machine: Machine) -> None:

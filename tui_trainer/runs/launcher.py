@@ -1,7 +1,7 @@
 """Runs in worker processes, followed from a thread: ddp through torchrun, and app-launched runs.
 
 We never write our own distributed layer: for ddp, torchrun (`torch.distributed.run`) starts one
-worker per device and handles the rendezvous (standalone on one node, c10d across nodes). The app
+worker per device and handles the rendezvous (c10d on loopback for one node, on the endpoint across nodes). The app
 runs every other strategy in one worker process too, so that drawing the screen never competes with
 the training loop for the GIL. Either way this thread turns the workers' files into the same events
 a thread-run emits, reports each rank's state, turns a dead worker into a `failed` run naming that
@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig
-from tui_trainer.runs.runner import Runner
+from tui_trainer.runs.runner import Runner, _seconds
 from tui_trainer.runs.store import RunStore, read_summary, write_summary
-from tui_trainer.training.events import LogLine, RankState, RunFinished, RunSummary, event_from_json
+from tui_trainer.training.events import LogLine, RankState, RunFinished, RunStarted, RunSummary, event_from_json
 from tui_trainer.training.worker import EVENTS_FILE, RANKS_DIR, STOP_FILE
 
 FINAL_STATES = ("completed", "stopped", "failed", "diverged")
@@ -43,6 +43,8 @@ class ProcessRunner(Runner):
         super().__init__(config, store, run_dir=run_dir)
         self.node_rank = node_rank
         self.process: subprocess.Popen | None = None
+        self._previous: RunSummary | None = None
+        self._trained = False  # a RunStarted came: from then on a failure is the run's, not the resume's
 
     def stop(self) -> None:
         """Ask the worker(s) to stop; ddp ranks agree on the step in their next all-reduce and checkpoint there."""
@@ -62,10 +64,11 @@ class ProcessRunner(Runner):
 
     def _main(self) -> None:
         run_dir = self.run_dir
-        previous = read_summary(run_dir).started_at if self.resume else ""
-        started_at = previous or datetime.now().isoformat(timespec="seconds")
-        write_summary(run_dir, RunSummary(self.run_id, self.config.name, "running", started_at=started_at),
-                      pid=os.getpid())
+        previous = self._previous = read_summary(run_dir) if self.resume else None
+        started_at = (previous.started_at if previous is not None else "") or datetime.now().isoformat(
+            timespec="seconds")
+        write_summary(run_dir, replace(previous, status="running") if previous is not None and previous.status else
+                      RunSummary(self.run_id, self.config.name, "running", started_at=started_at), pid=os.getpid())
         for stale in (run_dir / STOP_FILE, run_dir / EVENTS_FILE):
             stale.unlink(missing_ok=True)
         for state_file in (run_dir / RANKS_DIR).glob("rank-*.json"):
@@ -78,6 +81,8 @@ class ProcessRunner(Runner):
             env["OMP_NUM_THREADS"] = str(self.config.train.threads)
         elif self.distributed:
             env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default with several workers, said explicitly
+        if self.distributed and self.config.strategy.nodes == 1:
+            env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's pair sockets on loopback too: one node talks to itself
         clock = time.perf_counter()
         with open(run_dir / WORKER_LOG, "ab") as log:
             # Its own session: a Ctrl-C in the terminal reaches us (we stop the ranks cleanly), not the workers.
@@ -119,6 +124,7 @@ class ProcessRunner(Runner):
         end = chunk.rfind(b"\n") + 1  # only whole lines; a half-written one waits for the next poll
         for line in chunk[:end].splitlines():
             event = event_from_json(line.decode("utf-8"))
+            self._trained = self._trained or isinstance(event, RunStarted)
             if not isinstance(event, RunFinished):
                 self.events.put(event)
         return offset + end
@@ -127,18 +133,41 @@ class ProcessRunner(Runner):
         """Stop every leftover process, then decide how the run ended."""
         kill_leftovers(self.process, run_dir)
         written = read_summary(run_dir)
+        if self.resume and not self._trained and self._previous is not None and self._previous.status:
+            return self._resume_failed(run_dir, written, code)
         states = {rank: (state, detail, when) for rank, state, detail, when in read_rank_states(run_dir)}
         if code == 0 and written.status in FINAL_STATES:
             return written
         base = written if written.status not in ("", "running") else RunSummary(self.run_id, "", "")
         diverged = base.status == "diverged"
-        error = base.error if diverged else failure_reason(run_dir, states, code)
+        # One worker process records its own failure (out of memory, a full disk): that is the reason.
+        recorded = not self.distributed and base.status == "failed" and base.error
+        error = base.error if diverged or recorded else failure_reason(run_dir, states, code)
         summary = replace(base, run_id=self.run_id, name=self.config.name,
                           status="diverged" if diverged else "failed", error=error, started_at=started_at,
-                          finished_at=datetime.now().isoformat(timespec="seconds"), wall_s=base.wall_s or wall)
+                          finished_at=datetime.now().isoformat(timespec="seconds"),
+                          wall_s=_seconds(base.wall_s) or wall)
         write_summary(run_dir, summary)
         self.events.put(LogLine("error", summary.error))
         return summary
+
+    def _resume_failed(self, run_dir: Path, written: RunSummary, code: int) -> RunSummary:
+        """A resume whose workers never started training: the run's record stays as it was, plus a note."""
+        from tui_trainer.runs.runner import _resume_failed
+
+        states = {rank: (state, detail, when) for rank, state, detail, when in read_rank_states(run_dir)}
+        _, marker, error = written.error.rpartition("resume failed: ")
+        if not marker or not error:  # the workers failed before they could say why
+            error = failure_reason(run_dir, states, code)
+        previous = self._previous
+        kept = previous.error.split("resume failed: ")[0].rstrip("; ")
+        note = f"resume failed: {error}"
+        write_summary(run_dir, replace(previous, error=f"{kept}; {note}" if kept else note))
+        self.events.put(LogLine("error", note))
+        return _resume_failed(previous, self.run_id, self.config, error)
+
+    def _cleanup(self) -> None:
+        kill_leftovers(self.process, self.run_dir)
 
 
 class DistributedRunner(ProcessRunner):
@@ -151,14 +180,20 @@ class DistributedRunner(ProcessRunner):
         s = self.config.strategy
         per_node = (len(s.devices) if isinstance(s.devices, tuple) else s.devices) // (
             s.stages if s.name == "hybrid" else 1)
-        command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}",
+        # torchrun through our wrapper, whose stores listen on their host's address only (not on every
+        # interface): loopback for one node, the endpoint's interface for several.
+        command = [sys.executable, "-m", "tui_trainer.runs.torchrun", f"--nproc-per-node={per_node}",
                    "--max-restarts=0", "--monitor-interval=0.2"]
         if s.nodes == 1:
-            command.append("--standalone")
+            command += ["--nnodes=1", "--rdzv-backend=c10d", "--rdzv-endpoint=127.0.0.1:0", "--local-addr=127.0.0.1",
+                        "--rdzv-conf=is_host=true"]
         else:
+            host = s.rdzv_endpoint.rpartition(":")[0]
             command += [f"--nnodes={s.nodes}", "--rdzv-backend=c10d", f"--rdzv-endpoint={s.rdzv_endpoint}",
                         f"--rdzv-id=tui-trainer-{self.config.name}", f"--node-rank={self.node_rank}",
-                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'}"]
+                        f"--rdzv-conf=is_host={'true' if self.node_rank == 0 else 'false'},"
+                        f"join_timeout={s.rdzv_timeout},read_timeout={s.rdzv_timeout}",
+                        *([f"--local-addr={host}"] if self.node_rank == 0 else [])]
         command += ["-m", "tui_trainer.training.worker", str(self.run_dir)]
         if self.resume:
             command.append("--resume")
@@ -215,10 +250,25 @@ def failure_reason(run_dir: Path, states: dict[int, tuple[str, str, float]], cod
         return f"rank {rank} failed: {detail[:300]}"
     if signalled:
         return f"rank {signalled[0][1]} was killed by signal {signal.SIGTERM.value} (SIGTERM)"
+    rendezvous = _rendezvous_error(log) if not states else ""
+    if rendezvous:
+        return f"rendezvous failed: {rendezvous} (strategy.rdzv_endpoint, strategy.rdzv_timeout)"
+    if code < 0:
+        return f"the worker was killed by signal {-code} ({_signal_name(-code)})"
     if died:
         return f"rank {died[0]} exited without reporting (exit code {code}; see {WORKER_LOG})"
     tail = [line for line in log.splitlines() if line.strip()][-1:] or ["no output"]
     return f"the worker exited with code {code}: {tail[0][:200]}"
+
+
+def _rendezvous_error(log: str) -> str:
+    """torchrun's reason for a failed rendezvous, from its output: the root cause before the wrappers."""
+    found = re.findall(r"^torch\.distributed\.[\w.]*?(DistNetworkError|DistStoreError|Rendezvous\w*Error): (.+)$",
+                       log, re.MULTILINE)
+    if not found:
+        return ""
+    causes = [text for kind, text in found if not text.startswith("The connection to the C10d store has failed")]
+    return (causes or [found[-1][1]])[0].strip()[:300]
 
 
 def kill_leftovers(process: subprocess.Popen | None, run_dir: Path) -> None:

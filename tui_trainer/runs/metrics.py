@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,10 @@ class MetricsLog:
         self._steps_per_epoch = 0
 
     def record(self, event: object) -> None:
-        """Write the lines an event carries (train losses, validation results); ignore other events."""
+        """Write the lines an event carries (train losses, validation results); ignore other events.
+
+        A write error (a full disk) is raised as an OSError that names the file.
+        """
         if isinstance(event, RunStarted):
             self._steps_per_epoch = max(1, event.steps_per_epoch)
         elif isinstance(event, TrainProgress) and event.steps:
@@ -47,19 +51,42 @@ class MetricsLog:
             if event.grad_norm is not None:
                 last["grad_norm"] = event.grad_norm
             lines.append(json.dumps(last))
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
-            self._losses.write(b"".join(map(_PAIR.pack, event.steps, event.losses)))
-            self._losses.flush()
+            _write(self._file, "\n".join(lines) + "\n")
+            _write(self._losses, b"".join(map(_PAIR.pack, event.steps, event.losses)))
         elif isinstance(event, EvalResult):
             line = {"step": event.step, "epoch": event.epoch, "val_loss": event.val_loss,
                     event.metric_name: event.metric}
-            self._file.write(json.dumps(line) + "\n")
-            self._file.flush()
+            _write(self._file, json.dumps(line) + "\n")
+
+    def sync(self) -> None:
+        """Make every line written so far durable (flushed and fsync'd): called before a checkpoint
+        counts, so that a resume from it never finds a hole in the metrics before its step."""
+        for f in (self._file, self._losses):
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror or str(exc), f.name) from exc
 
     def close(self) -> None:
-        self._file.close()
-        self._losses.close()
+        """Close both files (both are tried; a write error on the last flush is raised, naming its file)."""
+        failure = None
+        for f in (self._file, self._losses):
+            try:
+                f.close()
+            except OSError as exc:
+                failure = failure or OSError(exc.errno, exc.strerror or str(exc), f.name)
+        if failure is not None:
+            raise failure
+
+
+def _write(f, data) -> None:
+    """Write and flush one batch; an error (a full disk) is raised as an OSError naming the file."""
+    try:
+        f.write(data)
+        f.flush()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), f.name) from exc
 
 
 def _number(value: float) -> str:

@@ -8,12 +8,12 @@ Every way a run can end (completed, stopped, diverged, failed) becomes a summary
 
 from __future__ import annotations
 
-import math
 import os
 import queue
 import threading
 import time
 import traceback
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -51,7 +51,7 @@ class Runner:
         """Make the run directory and start training in the background; return the directory."""
         if self.run_dir is None:
             self.run_dir = self.store.create(self.config)
-        self._thread = threading.Thread(target=self._main, name=f"run-{self.run_id}", daemon=True)
+        self._thread = threading.Thread(target=self._main_guarded, name=f"run-{self.run_id}", daemon=True)
         self._thread.start()
         return self.run_dir
 
@@ -83,6 +83,29 @@ class Runner:
         return out
 
     # ------------------------------------------------------------ the thread
+    def _main_guarded(self) -> None:
+        """Run `_main`; whatever it raises, the run still ends with a recorded state and a `RunFinished`
+        (a reader waiting for it, like the headless printer, would otherwise wait forever)."""
+        try:
+            self._main()
+        except BaseException as exc:
+            if self.summary is not None:
+                return
+            self._cleanup()
+            error = f"the runner failed: {_describe(exc)}"
+            previous = read_summary(self.run_dir) if self.run_dir is not None else None
+            summary = (_resume_failed(previous, self.run_id, self.config, error) if self.resume else
+                       RunSummary(self.run_id, self.config.name, "failed", error=error,
+                                  finished_at=datetime.now().isoformat(timespec="seconds")))
+            if not self.resume and self.run_dir is not None:
+                _try(lambda: write_summary(self.run_dir, summary))
+            self.summary = summary
+            self.events.put(LogLine("error", error))
+            self.events.put(RunFinished(summary))
+
+    def _cleanup(self) -> None:
+        """Release what `_main` started when it failed (a worker process subclass stops its workers)."""
+
     def _main(self) -> None:
         self.summary = execute(self.config, self.run_dir, self.events.put, self._stop, resume=self.resume)
         self.events.put(RunFinished(self.summary))
@@ -94,78 +117,181 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
 
     The main process of a node writes metrics.jsonl, checkpoint.pt and summary.json; the other
     ranks of a ddp job only train. `emit` receives every event except the final `RunFinished`.
+    Whatever ends the training (an exception, `SystemExit` or `KeyboardInterrupt` from user code,
+    a full disk) becomes a recorded state; the record is written where the disk allows. A resume
+    that fails before its first step leaves the run's record as it was, with the error as a note.
     """
-    from tui_trainer.training.loop import Diverged, Trainer
-
     run_id = run_dir.name
     previous = read_summary(run_dir) if resume else None
     started_at = datetime.now().isoformat(timespec="seconds")
-    wall_before = previous.wall_s if previous is not None and math.isfinite(previous.wall_s) else 0.0
+    wall_before = _seconds(previous.wall_s) if previous is not None else 0.0
     writes = strategy is None or strategy.is_main
-    if writes:
-        write_summary(run_dir, RunSummary(run_id, config.name, "running", started_at=started_at), pid=os.getpid())
     metrics_path = run_dir / METRICS_NAME
     metrics: MetricsLog | None = None
+    trainer = None
+    training = False  # past building and loading: from here a failure is the run's, not the resume's
+    status, error = "failed", ""
+    clock = time.perf_counter()
 
     def emit_and_record(event: Event) -> None:
         if metrics is not None:
             metrics.record(event)
         emit(event)
 
-    trainer = Trainer(config, run_dir, emit_and_record, stop, run_id=run_id, resume=resume, strategy=strategy)
-    status, error = "failed", ""
-    clock = time.perf_counter()
     try:
+        from tui_trainer.training.loop import Trainer
+
+        if writes:
+            running = (replace(previous, status="running") if resume and previous is not None and previous.status
+                       else RunSummary(run_id, config.name, "running", started_at=started_at))
+            write_summary(run_dir, running, pid=os.getpid())
+        trainer = Trainer(config, run_dir, emit_and_record, stop, run_id=run_id, resume=resume, strategy=strategy)
         trainer.build()
         if writes:
             if resume:
                 truncate_after(metrics_path, trainer.step)
             metrics = MetricsLog(metrics_path)
+            trainer.before_checkpoint = metrics.sync
+        training = True
         status = trainer.train()
         trainer.save_checkpoint()
-    except Diverged as exc:
-        status, error = "diverged", str(exc)
-    except Exception as exc:  # every failure becomes a recorded run state, never a crash of the app
-        status, error = "failed", _describe(exc)
-        if writes:
-            (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+    except BaseException as exc:  # every ending becomes a recorded run state, never a crash or a hang
+        status, error = _ending(exc, config)
+        if writes and status == "failed":
+            _try(lambda: (run_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8"))
     finally:
         if metrics is not None:
-            metrics.close()
+            try:
+                metrics.close()
+            except OSError as exc:  # the last lines could not be written
+                if not error:
+                    status, error = "failed", _describe(exc)
         try:
-            if trainer.strategy is not None:
+            if trainer is not None and trainer.strategy is not None:
                 trainer.strategy.teardown()
-        except Exception:  # teardown must not hide how the run ended
+        except BaseException:  # teardown must not hide how the run ended
             pass
+    if resume and not training:
+        summary = _resume_failed(previous, run_id, config, error)
+        if writes:
+            note = f"resume failed: {error}"
+            kept = previous.error.split("resume failed: ")[0].rstrip("; ") if previous is not None else ""
+            _record(run_dir, replace(previous, error=f"{kept}; {note}" if kept else note)
+                    if previous is not None and previous.status else summary, emit)
+        _release_memory()
+        _try(lambda: emit(LogLine("error", summary.error)))
+        return summary
     wall = time.perf_counter() - clock
-    trained = max(trainer.step - trainer.start_step, 0)
-    rate = trained * trainer.samples_per_step / trainer.train_seconds if trainer.train_seconds else 0.0
+    seconds = trainer.seconds_training() if trainer is not None else 0.0
+    trained = max(trainer.step - trainer.start_step, 0) if trainer is not None else 0
+    rate = trained * trainer.samples_per_step / seconds if seconds else 0.0
+    t = trainer
     summary = RunSummary(
-        run_id=run_id, name=config.name, status=status, step=trainer.step,
-        total_steps=trainer.total_steps, epoch=trainer.epoch, final_loss=trainer.last_loss,
-        final_val_loss=trainer.last_val_loss, best_val_loss=trainer.best_val_loss,
-        metric_name=trainer.metric_name, metric=trainer.last_metric, samples_per_s=rate,
-        wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
+        run_id=run_id, name=config.name, status=status, step=t.step if t else 0,
+        total_steps=t.total_steps if t else 0, epoch=t.epoch if t else 0, final_loss=t and t.last_loss,
+        final_val_loss=t and t.last_val_loss, best_val_loss=t and t.best_val_loss,
+        metric_name=t.metric_name if t else "", metric=t and t.last_metric, samples_per_s=rate,
+        wall_s=wall_before + wall, peak_memory_mib=_peak(t), skipped_steps=t.skipped_steps if t else 0,
         error=error, started_at=(previous.started_at if previous is not None else "") or started_at,
-        finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
-        effective_batch=trainer.effective_batch, notes=trainer.notes)
+        finished_at=datetime.now().isoformat(timespec="seconds"), device=t.device_name if t else "",
+        effective_batch=t.effective_batch if t else config.effective_batch, notes=t.notes if t else ())
     if writes:
-        write_summary(run_dir, summary)
+        _record(run_dir, summary, emit)
+    del trainer, t
+    _release_memory()
     if error:
-        emit(LogLine("error", error))
+        _try(lambda: emit(LogLine("error", error)))
     return summary
 
 
-def _describe(exc: Exception) -> str:
+def _record(run_dir: Path, summary, emit) -> None:
+    """Write summary.json; when even that fails (a full disk, a read-only directory), say so in the log."""
+    try:
+        write_summary(run_dir, summary)
+    except OSError as exc:
+        _try(lambda: emit(LogLine("error", f"the run's end state could not be recorded: {_describe(exc)}")))
+
+
+def _resume_failed(previous: RunSummary | None, run_id: str, config: RunConfig, error: str) -> RunSummary:
+    """This attempt's result when a resume fails before its first step: the run stays where it was."""
+    before = previous if previous is not None else RunSummary(run_id, config.name, "")
+    return RunSummary(run_id, config.name, "failed", step=before.step, total_steps=before.total_steps,
+                      epoch=before.epoch, wall_s=_seconds(before.wall_s), error=f"resume failed: {error}",
+                      started_at=before.started_at, finished_at=datetime.now().isoformat(timespec="seconds"))
+
+
+def _ending(exc: BaseException, config: RunConfig) -> tuple[str, str]:
+    """How an exception ends a run: (status, one-line error)."""
+    if type(exc).__name__ == "Diverged":
+        return "diverged", str(exc)
+    if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+        code = f" {exc.code}" if isinstance(exc, SystemExit) and exc.code not in (None, 0) else ""
+        return "failed", f"{type(exc).__name__}{code} raised during training"
+    if _is_out_of_memory(exc):
+        return "failed", _out_of_memory(exc, config)
+    return "failed", _describe(exc)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _out_of_memory(exc: BaseException, config: RunConfig) -> str:
+    """Out of memory, with the settings that decide the memory and the change that keeps the effective batch."""
+    where = "GPU" if type(exc).__name__ == "OutOfMemoryError" else "host"
+    detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+    batch, accumulate = config.data.batch_size, config.train.accumulate
+    advice = (f"try data.batch_size = {batch // 2} and train.accumulate = {accumulate * 2} (same effective batch "
+              f"{config.effective_batch})" if batch > 1 else "use a smaller model or a smaller precision")
+    return (f"out of {where} memory at micro-batch {batch} ({config.train.precision}, accumulate {accumulate}): "
+            f"{advice} [{detail}]")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        reason = exc.strerror or str(exc)
+        return f"{type(exc).__name__}: {reason}: {exc.filename}"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if type(exc).__name__ == "OutOfMemoryError":
-        return f"out of GPU memory ({text[:120]}): lower data.batch_size and raise train.accumulate"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _seconds(value: object) -> float:
+    """A duration read from a summary written by anyone: a finite non-negative number, else 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0.0
+    return float(value) if 0 <= value < float("inf") else 0.0
+
+
+def _try(action) -> None:
+    """Do something that only reports (a log line, error.log): its own failure must not hide the run's."""
+    try:
+        action()
+    except Exception:
+        pass
+
+
+def _release_memory() -> None:
+    """Hand cached GPU memory back (after an out-of-memory error too), so the next run can start."""
+    import gc
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    gc.collect()
+    try:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+    except Exception:
+        pass
 
 
 def _peak(trainer) -> float | None:
     try:
-        return trainer.strategy.peak_memory_mib() if trainer.strategy is not None else None
+        return trainer.strategy.peak_memory_mib() if trainer is not None and trainer.strategy is not None else None
     except Exception:
         return None
 

@@ -94,13 +94,30 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     return replace(config, name=read_summary(run_dir).name or config.name)
 
 
-def write_summary(run_dir: str | Path, summary: RunSummary, **extra) -> None:
-    """Write summary.json atomically."""
+def write_summary(run_dir: str | Path, summary: RunSummary | dict, **extra) -> None:
+    """Write summary.json atomically; where that cannot be done, overwrite it in place.
+
+    A full disk or a directory made read-only refuses the temporary file, but the blocks of the
+    existing summary.json (a few hundred bytes) can still take the run's end state: a recorded end
+    is worth more than atomicity there. Raises OSError only when neither way works.
+    """
     path = Path(run_dir) / SUMMARY_NAME
     tmp = path.with_name(path.name + ".tmp")
-    data = asdict(summary) | extra
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    data = (asdict(summary) if isinstance(summary, RunSummary) else dict(summary)) | extra
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if not path.exists():
+            raise
+        with open(path, "r+", encoding="utf-8") as f:
+            f.write(text)
+            f.truncate()
 
 
 @dataclass(frozen=True, slots=True)

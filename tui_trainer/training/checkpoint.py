@@ -3,23 +3,62 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import torch
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write atomically: a reader sees the old checkpoint or the new one, never half of one."""
+    """Write atomically and durably: a reader sees the old checkpoint or the new one, never half of one.
+
+    The new file is fsync'd before it is renamed into place (and the rename is made durable), so a
+    crash or a power cut leaves the last complete checkpoint. A write error (a full disk) removes the
+    partial file and is raised as an OSError naming the file.
+    """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        errno = getattr(exc, "errno", None)
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+        raise OSError(errno, f"checkpoint not written ({reason})", str(tmp)) from exc
+    _sync_directory(path.parent)
     return path
 
 
+def _sync_directory(folder: Path) -> None:
+    """Make a rename in `folder` durable (POSIX); best effort where directories cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint onto the CPU (tensors only, no pickled code)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Read a checkpoint onto the CPU (tensors only, no pickled code); a damaged file is a ValueError naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, ValueError, KeyError, IndexError, pickle.UnpicklingError) as exc:
+        if type(exc).__name__ == "OutOfMemoryError":
+            raise
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({reason})") from exc
 
 
 def check_checkpoint(path: str | Path) -> dict:

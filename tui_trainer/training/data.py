@@ -131,9 +131,10 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def steps_per_epoch(n: int, global_batch: int, world_size: int = 1) -> int:
-    """Optimizer steps in one epoch; a last partial step is kept when every rank gets a sample."""
-    full, rest = divmod(n, global_batch)
-    return full + (1 if rest >= world_size else 0)
+    """Optimizer steps in one epoch, the last partial one included: the same for any world size, so a
+    ddp run takes the steps and samples of one process with the same global batch (a rank whose
+    share of a short last step is empty joins it with zero weight)."""
+    return -(-n // global_batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +151,9 @@ def plan_epoch(n: int, seed: int, epoch: int, batch_size: int, accumulate: int,
 
     A micro-batch's weight is its share of the step's samples times the world size, so that the
     weighted losses add up (after DDP averages the ranks) to the mean over every sample in the step,
-    also when the last step of an epoch is short and its micro-batches are unequal.
+    also when the last step of an epoch is short and its micro-batches are unequal. A rank with no
+    sample in a short last step gets one empty micro-batch of weight 0: it still joins the step's
+    gradient all-reduce, contributing zeros.
     """
     order = epoch_order(n, seed, epoch)
     if device is not None:
@@ -214,12 +217,15 @@ class TorchDataLoader:
 
     def steps(self, plan: StepPlan, start: int = 0):
         """Yield, per optimizer step, a list of (x, y, weight) micro-batches."""
-        micro_plan = [m.cpu().tolist() for step in plan.micro_batches[start:] for m in step]
-        if not micro_plan:
-            return
-        batches = iter(self._loader(self.data.train, micro_plan))
+        micro_plan = [m.cpu().tolist() for step in plan.micro_batches[start:] for m in step if len(m)]
+        batches = iter(self._loader(self.data.train, micro_plan)) if micro_plan else iter(())
         for micro, weights in zip(plan.micro_batches[start:], plan.weights[start:]):
-            yield [(*self._move(*next(batches)), w) for _, w in zip(micro, weights)]
+            yield [(*self._move(*(next(batches) if len(m) else self._empty())), w) for m, w in zip(micro, weights)]
+
+    def _empty(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of no samples, shaped like the dataset's (a rank with an empty share of a step)."""
+        x0, y0 = self.data.train[0]
+        return torch.as_tensor(x0)[None][:0], torch.as_tensor(y0)[None][:0]
 
     def val_batches(self, size: int = 8192):
         n = len(self.data.val)

@@ -66,10 +66,20 @@ class Trainer:
         self.device_name = ""
         self.effective_batch = config.effective_batch
         self.notes: tuple[str, ...] = ()
+        # Called before a checkpoint is written, to make the metrics up to its step durable first.
+        self.before_checkpoint: Callable[[], None] | None = None
+        self._started: float | None = None
+        self._skipped_in_row = 0  # fp16: optimizer steps the GradScaler skipped since the last one it took
 
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT_NAME
+
+    def seconds_training(self) -> float:
+        """Seconds since the first step: final once train() returns, also readable after it raised."""
+        if self.train_seconds or self._started is None:
+            return self.train_seconds
+        return time.perf_counter() - self._started
 
     # ----------------------------------------------------------------- build
     def build(self) -> None:
@@ -101,8 +111,7 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(self.data.train_size, self.micro_batch * cfg.train.accumulate * world,
                                                world)
         if self.steps_per_epoch == 0:
-            raise ValueError(f"the training split has {self.data.train_size} samples, fewer than the "
-                             f"{world} processes; lower strategy.devices")
+            raise ValueError("the training split has no samples; use more data or a lower data.val_fraction")
         if self.effective_batch > self.data.train_size:  # user data: its size is known only now
             raise ValueError(f"the effective batch {self.effective_batch} (batch_size x accumulate x processes) is "
                              f"larger than the {self.data.train_size} training samples of {cfg.data.dataset}; "
@@ -129,6 +138,18 @@ class Trainer:
             except ImportError:
                 self.emit(LogLine("warning", "logging.tensorboard is on but tensorboard is not installed: "
                                              "pip install tensorboard (continuing without it)"))
+
+    def _check_step(self, state: dict) -> None:
+        """A checkpoint's step must lie in this run's plan (0..total steps) and agree with its epoch."""
+        step = state.get("step") if isinstance(state, dict) else None
+        where = f"{self.checkpoint_path}"
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.total_steps:
+            raise ValueError(f"{where}: step {step!r} is outside this run's plan of 0..{self.total_steps} steps; "
+                             "the checkpoint does not belong to this run's config")
+        epoch, within = state.get("epoch"), state.get("step_in_epoch")
+        if epoch is not None and within is not None and (epoch, within) != divmod(step, self.steps_per_epoch):
+            raise ValueError(f"{where}: step {step} is epoch {epoch} step {within}, but this run's config has "
+                             f"{self.steps_per_epoch} steps per epoch; the checkpoint does not belong to it")
 
     # ------------------------------------------------------------------ run
     def train(self) -> str:
@@ -179,9 +200,12 @@ class Trainer:
                 for i, (x, y, weight) in enumerate(micro_batches):
                     with strategy.no_sync(model) if multi and i < last else _NO_CONTEXT, autocast:
                         out = model(x)
-                    loss = loss_fn(out.float(), y)
-                    if weight != 1.0:
-                        loss = loss * weight
+                    if weight:
+                        loss = loss_fn(out.float(), y)
+                        if weight != 1.0:
+                            loss = loss * weight
+                    else:  # an empty share of a short last step (ddp): joins the all-reduce with zero gradients
+                        loss = out.float().sum() * 0.0
                     (scaler.scale(loss) if scaler else loss).backward()
                     step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                 if scheduled:
@@ -200,6 +224,9 @@ class Trainer:
                     scale = scaler.get_scale()
                     if scale < prev_scale:
                         self.skipped_steps += 1
+                        self._skipped_in_row += 1
+                    else:
+                        self._skipped_in_row = 0
                     prev_scale = scale
                 else:
                     optimizer.step()
@@ -217,6 +244,8 @@ class Trainer:
                 if eval_every and step % eval_every == 0:
                     self._evaluate()
                 if ckpt_every and step % ckpt_every == 0:
+                    if self._pending_losses:  # read the losses first: a diverged step never reaches a checkpoint
+                        stop_now = self._report() or stop_now
                     self.save_checkpoint()
                 if step >= total:
                     break
@@ -268,8 +297,15 @@ class Trainer:
         self._report_every = report_every
         self._next_report = self.step + report_every
         self._report_clock, self._report_step = now, self.step
+        limit = self.config.train.max_skipped_in_row
+        if self.scaler is not None and self._skipped_in_row >= limit:
+            # fp16: a skipped step is the GradScaler finding inf gradients and lowering its scale, which
+            # is normal now and then; this many in a row means the run cannot recover.
+            self._emit_progress(now, steps, losses, steps_done, window)
+            raise Diverged(f"the GradScaler skipped {self._skipped_in_row} steps in a row by step {self.step} "
+                           f"(train.max_skipped_in_row = {limit})")
         for i, value in enumerate(losses):
-            if not math.isfinite(value):
+            if not math.isfinite(value) and self.scaler is None:  # with a scaler: a skipped step (above)
                 if i:  # the finite losses before it are kept
                     self._emit_progress(now, steps[:i], losses[:i], steps_done)
                 raise Diverged(f"loss became {value} at step {steps[i]}")
@@ -279,10 +315,11 @@ class Trainer:
 
     def _emit_progress(self, now: float, steps: tuple, losses: list, steps_done: int, window: float = 0.0) -> None:
         if losses:
-            self._recent_losses.extend(losses)
+            self._recent_losses.extend(v for v in losses if math.isfinite(v))  # fp16 skipped steps aside
             # One step's loss is noisy (the last step of an epoch may hold a single sample): report
             # the mean over the last epoch's worth of steps.
-            self.last_loss = sum(self._recent_losses) / len(self._recent_losses)
+            if self._recent_losses:
+                self.last_loss = sum(self._recent_losses) / len(self._recent_losses)
         grad_norm = None
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
@@ -348,8 +385,11 @@ class Trainer:
     # ----------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:
         """Write model, optimizer, scaler, step and RNG states (rank 0 only), atomically."""
+        self._check_finite()
         if not self.strategy.is_main:
             return
+        if self.before_checkpoint is not None:
+            self.before_checkpoint()
         state = {
             "model": self.strategy.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -364,7 +404,17 @@ class Trainer:
         save_checkpoint(self.checkpoint_path, state)
         self.emit(CheckpointSaved(self.step, str(self.checkpoint_path)))
 
+    def _check_finite(self) -> None:
+        """Raise Diverged when a weight is NaN or infinite: one fused check (one host sync), at checkpoints only."""
+        tensors = [t for t in self.strategy.unwrap(self.model).state_dict().values() if t.is_floating_point()]
+        if not tensors:
+            return
+        finite = torch.stack([torch.isfinite(t).all().to(tensors[0].device) for t in tensors]).all()
+        if not bool(finite):
+            raise Diverged(f"the weights became NaN or infinite by step {self.step} (no checkpoint written from them)")
+
     def _load(self, state: dict) -> None:
+        self._check_step(state)
         self.strategy.unwrap(self.model).load_state_dict(state["model"])
         load_optimizer_state(self.optimizer, state["optimizer"])
         if self.scaler is not None and state.get("scaler"):
