@@ -40,8 +40,8 @@ class _FailsAtCall(nn.Module):
         self.calls, self.at, self.error = 0, at, error
 
     def forward(self, x):
-        self.calls += 1
-        if self.calls == self.at:
+        self.calls += self.training  # training forwards only (a shape check or a validation pass runs in eval)
+        if self.calls == self.at and self.training:
             raise self.error
         return self.net(x)
 
@@ -64,9 +64,9 @@ class _Overflows(nn.Module):
         self.calls, self.every = 0, every
 
     def forward(self, x):
-        self.calls += 1
+        self.calls += self.training  # training forwards only (a shape check or a validation pass runs in eval)
         out = self.net(x)
-        return out * float("inf") if self.calls % self.every == 0 else out
+        return out * float("inf") if self.training and self.calls % self.every == 0 else out
 
 
 def always_overflowing_net(in_features: int, out_features: int) -> nn.Module:

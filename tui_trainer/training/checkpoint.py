@@ -79,7 +79,10 @@ def check_checkpoint(path: str | Path) -> dict:
     try:
         if not zipfile.is_zipfile(path):  # torch.save has written zip archives since torch 1.6
             raise refuse("the checkpoint is damaged or truncated (not a torch zip archive)")
-        state = load_checkpoint(path)
+        try:
+            state = load_checkpoint(path)
+        except ValueError as exc:  # load_checkpoint names the file; the pickle error under it says why
+            raise exc.__cause__ if isinstance(exc.__cause__, pickle.UnpicklingError) else exc
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         what = f" (it would call {found.group(1)})" if found else ""
