@@ -153,8 +153,7 @@ class DistributedRunner(ProcessRunner):
     def command(self) -> list[str]:
         """The launcher line for this node (also printed for users who start other nodes by hand)."""
         s = self.config.strategy
-        per_node = (len(s.devices) if isinstance(s.devices, tuple) else s.devices) // (
-            s.stages if s.name == "hybrid" else 1)
+        per_node = self.config.world_size // s.nodes  # processes on this node
         command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={per_node}",
                    "--max-restarts=0", "--monitor-interval=0.2"]
         if s.nodes == 1:

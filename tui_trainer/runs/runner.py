@@ -20,6 +20,7 @@ from tui_trainer.config import RunConfig
 from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
 from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
 from tui_trainer.training.events import Event, LogLine, RunFinished, RunSummary
+from tui_trainer.config.choices import is_multi_process
 
 
 class Runner:
@@ -173,7 +174,7 @@ def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | N
                   node_rank: int = 0, isolated: bool = False) -> Runner:
     """The right runner for a config: torchrun workers for ddp and hybrid; else a background thread,
     or (`isolated`, as the app asks) one worker process, so that no UI work shares the training's GIL."""
-    if config.strategy.name in ("ddp", "hybrid"):
+    if is_multi_process(config.strategy.name):
         from tui_trainer.runs.launcher import DistributedRunner
 
         return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank)

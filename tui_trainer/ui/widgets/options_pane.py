@@ -18,6 +18,7 @@ from tui_trainer.config.schema import device_count
 from tui_trainer.ui import options
 from tui_trainer.ui.messages import OptionsChanged
 from tui_trainer.ui.widgets.number_input import NumberInput
+from tui_trainer.config.choices import lists_ids
 
 NUMBERS = {  # option -> (label, placeholder)
     "accumulate": ("accumulate", "micro-batches per step"),
@@ -110,7 +111,7 @@ class OptionsPane(VerticalScroll, can_focus=False):
                 ids.deselect_all()
                 devices = entry.config.strategy.devices
                 present = {g.index for g in self.machine.gpus}
-                for i in devices if isinstance(devices, tuple) else ():
+                for i in devices if lists_ids(devices) else ():
                     if i in present:  # an id this machine lacks stays in the field, where validation names it
                         ids.select(i)
         self._labels = {}
