@@ -16,11 +16,11 @@ import traceback
 from datetime import datetime
 from pathlib import Path
 
-from tui_trainer.config import RunConfig
+from tui_trainer.config import RunConfig, ensure_runnable
+from tui_trainer.config.choices import is_multi_process
 from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
 from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
 from tui_trainer.training.events import Event, LogLine, RunFinished, RunSummary
-from tui_trainer.config.choices import is_multi_process
 
 
 class Runner:
@@ -38,10 +38,15 @@ class Runner:
 
     @staticmethod
     def resume_run(run_dir: str | Path, store: RunStore | None = None, *, isolated: bool = False) -> "Runner":
-        """A runner that continues a stopped run in its own directory to its planned end."""
+        """A runner that continues a stopped run in its own directory to its planned end.
+
+        Raises ConfigError when this machine cannot run it (the same check as a new run: a run made on
+        GPU 1 resumed where there is one GPU is refused with the reason, not failed deep in CUDA).
+        """
         run_dir = Path(run_dir)
-        return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir,
-                             isolated=isolated)
+        config = load_run_config(run_dir)
+        ensure_runnable(config)
+        return create_runner(config, store or RunStore(run_dir.parent), run_dir=run_dir, isolated=isolated)
 
     @property
     def run_id(self) -> str:

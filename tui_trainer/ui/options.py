@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui_trainer.config import ConfigError, Machine, RunConfig, validate_for_machine, with_overrides
-from tui_trainer.config.schema import PRECISIONS, STRATEGIES
-from tui_trainer.config.choices import lists_ids
+from tui_trainer.config.choices import PRECISION_NAMES, STRATEGY_NAMES, lists_ids
 
 # key in the options pane -> the preset field it overrides
 FIELDS = {
@@ -23,7 +22,7 @@ FIELDS = {
     "max_steps": "train.max_steps",
     "epochs": "train.epochs",
 }
-CHOICES = {"strategy": STRATEGIES, "precision": PRECISIONS}
+CHOICES = {"strategy": STRATEGY_NAMES, "precision": PRECISION_NAMES}  # config.choices: one list of names
 EMPTY = '""'  # an emptied field: the schema then says what is expected
 
 

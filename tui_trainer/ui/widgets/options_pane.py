@@ -14,11 +14,11 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Input, Label, Select, SelectionList, Static
 
 from tui_trainer.config import Machine, PresetEntry
+from tui_trainer.config.choices import lists_ids
 from tui_trainer.config.schema import device_count
 from tui_trainer.ui import options
 from tui_trainer.ui.messages import OptionsChanged
 from tui_trainer.ui.widgets.number_input import NumberInput
-from tui_trainer.config.choices import lists_ids
 
 NUMBERS = {  # option -> (label, placeholder)
     "accumulate": ("accumulate", "micro-batches per step"),
