@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     bounds = Bounds(budget=args.budget)
     if args.quick:
-        bounds = Bounds(first_record=60.0, warmup=0.5, measure=1.5, stop=30.0, complete=60.0, budget=args.budget)
+        bounds = Bounds(first_record=120.0, warmup=0.5, measure=1.5, stop=60.0, complete=120.0, budget=args.budget)
     import torch
 
     gpu = not args.dry_run
