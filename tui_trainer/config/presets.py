@@ -173,12 +173,12 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if s.name == "cpu" and s.devices != 1:
         out.append(("strategy.devices", s.devices, "strategy \"cpu\" uses one process; "
                     "for several CPU processes choose strategy.name = \"ddp\""))
-    if s.name == "single" and isinstance(s.devices, int) and s.devices != 1:
+    if s.name == "single" and not lists_ids(s.devices) and s.devices != 1:
         out.append(("strategy.devices", s.devices, "strategy \"single\" uses one GPU: give 1 or a list of one id, "
                     "e.g. [0]; for several choose \"ddp\" or \"dp\""))
     if s.name == "single" and lists_ids(s.devices) and len(s.devices) != 1:
         out.append(("strategy.devices", list(s.devices), "strategy \"single\" uses one GPU id, e.g. [0]"))
-    if s.name == "dp" and (s.devices if isinstance(s.devices, int) else len(s.devices)) < 2:
+    if s.name == "dp" and device_count(s.devices) < 2:
         out.append(("strategy.devices", _plain(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
                     "for one GPU choose \"single\""))
     if lists_ids(s.devices) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
