@@ -260,7 +260,8 @@ class Trainer:
             values = [v / strategy.world_size for v in values[:-2]]
         else:
             device = self.strategy.output_device
-            values = torch.cat([t.to(device) for t in local]).tolist() if local else []
+            read = local[0] if len(local) == 1 else torch.cat([t.to(device) for t in local]) if local else None
+            values = read.tolist() if read is not None else []
             stop_now = self.stop.is_set()
         losses = values[:count]
         if skipped is not None:
