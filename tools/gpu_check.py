@@ -242,19 +242,23 @@ def sample_gpus(pids: set[int], gpu: bool) -> list[str]:
                                 "--format=csv,noheader,nounits"], capture_output=True, text=True, timeout=30).stdout
         apps = subprocess.run([smi, "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
                               capture_output=True, text=True, timeout=30).stdout
-        smi_rows = [[c.strip() for c in line.split(",")] for line in query.strip().splitlines() if line.strip()]
-        smi_pids = {int(line.split(",")[0]) for line in apps.strip().splitlines() if line.strip()}
+        smi_rows = [[c.strip() for c in line.split(",")] for line in query.strip().splitlines()
+                    if len(line.split(",")) == 4]
+        smi_pids = {_number(line.split(",")[0]) for line in apps.strip().splitlines() if line.strip()}
         by_uuid = {g.get("uuid"): g for g in ours.get("gpus", [])}
         for uuid, used, total, util in smi_rows:
             g = by_uuid.get(uuid)
-            if g is None or g.get("memory_used_mib") is None:
+            if g is None:  # a MIG instance has its own UUID; nvidia-smi's --query-gpu lists the boards
                 continue
-            diff = abs(int(g["memory_used_mib"]) - int(used))
+            if g.get("memory_used_mib") is None or _number(used) is None:
+                checks.append(f"FAIL memory used: NVML {g.get('memory_used_mib')}, nvidia-smi {used}")
+                continue
+            diff = abs(int(g["memory_used_mib"]) - _number(used))
             checks.append(f"{'ok' if diff <= 64 else 'FAIL'} memory used: NVML {g['memory_used_mib']} MiB, "
                           f"nvidia-smi {used} MiB (differ by {diff}; sampled a moment apart)")
-            if g.get("memory_total_mib") != int(total):
+            if g.get("memory_total_mib") != _number(total):
                 checks.append(f"FAIL memory total: NVML {g.get('memory_total_mib')}, nvidia-smi {total}")
-            checks.append(f"{'ok' if int(util or 0) > 0 else 'FAIL'} nvidia-smi utilisation {util}% "
+            checks.append(f"{'ok' if (_number(util) or 0) > 0 else 'FAIL'} nvidia-smi utilisation {util}% "
                           "(the GPU is busy while the run trains)")
     if gpu:
         checks.append(f"{'ok' if pids & ours_pids else 'FAIL'} run's pid(s) {sorted(pids)} in NVML's process list "
@@ -266,6 +270,14 @@ def sample_gpus(pids: set[int], gpu: bool) -> list[str]:
         alive = all(_alive(p) for p in pids)
         checks.append(f"{'ok' if alive else 'FAIL'} run's pid(s) {sorted(pids)} alive (CPU stand-in: no GPU list)")
     return checks
+
+
+def _number(text: str) -> int | None:
+    """An integer nvidia-smi printed, or None for "[N/A]", "[Not Supported]" and the like."""
+    try:
+        return int(float(text.strip()))
+    except ValueError:
+        return None
 
 
 def _alive(pid: int) -> bool:
