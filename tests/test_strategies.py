@@ -187,6 +187,10 @@ def test_a_stop_request_reaches_every_rank_which_checkpoint_and_exit(runs_dir):
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step > 0
     states = {json.loads(p.read_text())["state"] for p in (run_dir / "ranks").glob("rank-*.json")}
     assert states == {"stopped"}
+    from tui_trainer.training.checkpoint import rank_rng
+
+    assert all(rank_rng(run_dir, rank, summary.step) is not None for rank in (0, 1)), \
+        "each rank keeps its own RNG states for the checkpoint's step (its dropout resumes exactly)"
     assert worker_pids(runs_dir) == []
 
 

@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from tui_trainer.config.choices import is_multi_process, lists_ids
 from tui_trainer.config.errors import _MISSING, ConfigError, ConfigProblem
 from tui_trainer.config.machine import Machine
 from tui_trainer.config.schema import (
@@ -18,6 +19,7 @@ from tui_trainer.config.schema import (
     SECTIONS,
     RunConfig,
     as_written,
+    device_count,
     to_dict,
     train_samples,
 )
@@ -220,20 +222,20 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if s.name == "cpu" and s.devices != 1:
         out.append(("strategy.devices", s.devices, "strategy \"cpu\" uses one process; "
                     "for several CPU processes choose strategy.name = \"ddp\""))
-    if s.name == "single" and isinstance(s.devices, int) and s.devices != 1:
+    if s.name == "single" and not lists_ids(s.devices) and s.devices != 1:
         out.append(("strategy.devices", s.devices, "strategy \"single\" uses one GPU: give 1 or a list of one id, "
                     "e.g. [0]; for several choose \"ddp\" or \"dp\""))
-    if s.name == "single" and isinstance(s.devices, tuple) and len(s.devices) != 1:
+    if s.name == "single" and lists_ids(s.devices) and len(s.devices) != 1:
         out.append(("strategy.devices", list(s.devices), "strategy \"single\" uses one GPU id, e.g. [0]"))
-    if s.name == "dp" and (s.devices if isinstance(s.devices, int) else len(s.devices)) < 2:
+    if s.name == "dp" and device_count(s.devices) < 2:
         out.append(("strategy.devices", as_written(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
                     "for one GPU choose \"single\""))
-    if isinstance(s.devices, tuple) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
+    if lists_ids(s.devices) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
         out.append(("strategy.devices", list(s.devices), "expected distinct GPU ids (only model-parallel may "
                     "put two stages on one GPU)"))
-    if s.nodes > 1 and s.name not in ("ddp", "hybrid"):
+    if s.nodes > 1 and not is_multi_process(s.name):
         out.append(("strategy.nodes", s.nodes, "several nodes need strategy.name = \"ddp\" (or \"hybrid\")"))
-    if s.name == "hybrid" and (len(s.devices) if isinstance(s.devices, tuple) else s.devices) % s.stages:
+    if s.name == "hybrid" and device_count(s.devices) % s.stages:
         out.append(("strategy.devices", as_written(s.devices), f"hybrid needs a multiple of strategy.stages = {s.stages} "
                     "devices: each replica holds one model cut into that many stages"))
     if s.nodes > 1 and not _is_endpoint(s.rdzv_endpoint):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, fields
 
-PRECISIONS = ("fp32", "tf32", "fp16-mixed", "bf16-mixed", "bf16-true")
-STRATEGIES = ("cpu", "single", "dp", "ddp", "model-parallel", "hybrid")
-MULTI_PROCESS = ("ddp", "hybrid")
+from tui_trainer.config.choices import PRECISION_NAMES as PRECISIONS
+from tui_trainer.config.choices import STRATEGY_CHOICES, device_ids, is_multi_process
+from tui_trainer.config.choices import STRATEGY_NAMES as STRATEGIES
+
 BUILTIN_DATASETS = (
     "diabetes",
     "digits",
@@ -172,16 +173,16 @@ class RunConfig:
     @property
     def world_size(self) -> int:
         """Processes (ddp) or model replicas (dp) that share one optimizer step's batch."""
-        if self.strategy.name == "ddp":
-            return device_count(self.strategy.devices) * self.strategy.nodes
-        if self.strategy.name == "hybrid":
-            return device_count(self.strategy.devices) // self.strategy.stages * self.strategy.nodes
-        return 1
+        s = self.strategy
+        if not is_multi_process(s.name):
+            return 1
+        per_replica = s.stages if s.name == "hybrid" else 1
+        return device_count(s.devices) // per_replica * s.nodes
 
     @property
     def effective_batch(self) -> int:
         """Samples per optimizer step: batch x accumulation x world size (x dp replicas)."""
-        replicas = device_count(self.strategy.devices) if self.strategy.name == "dp" else 1
+        replicas = device_count(self.strategy.devices) if _has_replicas(self.strategy.name) else 1
         return self.data.batch_size * self.train.accumulate * self.world_size * replicas
 
 
@@ -195,11 +196,14 @@ def train_samples(data: DataConfig) -> int | None:
     if total is None:
         return None
     return total - math.ceil(total * data.val_fraction)  # scikit-learn's train_test_split rounds the test share up
+def _has_replicas(strategy_name: str) -> bool:
+    choice = STRATEGY_CHOICES.get(strategy_name)
+    return choice is not None and choice.splits_batch
 
 
 def device_count(devices: object) -> int:
     """The number of devices a `strategy.devices` value names (a count or a list of ids)."""
-    return len(devices) if isinstance(devices, (list, tuple)) else int(devices)
+    return len(device_ids(devices))
 
 
 def to_dict(config: RunConfig) -> dict:

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 
+from tui_trainer.config.choices import PRECISION_CHOICES, STRATEGY_CHOICES, device_ids, is_multi_process, lists_ids
 from tui_trainer.config.errors import ConfigError, ConfigProblem
 from tui_trainer.config.machine import Machine
 from tui_trainer.config.schema import RunConfig, as_written, device_count
@@ -18,10 +19,11 @@ CPU_PROCESSES_PER_CORE = 4
 def uses_gpu(config: RunConfig, machine: Machine) -> bool:
     """Whether the run's devices are GPUs (ddp and accelerator "auto" follow what the machine has)."""
     s = config.strategy
-    if s.name == "cpu" or s.accelerator == "cpu":
+    choice = STRATEGY_CHOICES[s.name]
+    if s.accelerator == "cpu" or not (choice.needs_gpu or choice.multi_process):
         return False
-    if s.name in ("ddp", "hybrid") and s.accelerator == "auto":
-        return machine.has_gpu or isinstance(s.devices, tuple)
+    if choice.multi_process and s.accelerator == "auto":
+        return machine.has_gpu or lists_ids(s.devices)
     return True
 
 
@@ -29,10 +31,7 @@ def gpu_ids(config: RunConfig, machine: Machine) -> tuple[int, ...]:
     """The visible GPU ids the run will use (empty on CPU)."""
     if not uses_gpu(config, machine):
         return ()
-    devices = config.strategy.devices
-    if isinstance(devices, tuple):
-        return devices
-    return tuple(range(devices))
+    return device_ids(config.strategy.devices)
 
 
 def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProblem]:
@@ -47,12 +46,14 @@ def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProb
         problems.append(ConfigProblem(config.source, key, value, why))
 
     s, precision = config.strategy, config.train.precision
+    multi = is_multi_process(s.name)
+    needs = PRECISION_CHOICES[precision]
     on_gpu = uses_gpu(config, machine)
     if on_gpu and not machine.has_gpu:
-        if s.name in ("ddp", "hybrid") and s.accelerator == "gpu":
+        if multi and s.accelerator == "gpu":
             problem("strategy.accelerator", s.accelerator, f"{machine.describe_gpus()}; choose \"cpu\" or \"auto\" "
                     "(ddp then runs CPU processes with gloo)")
-        elif s.name in ("ddp", "hybrid"):
+        elif multi:
             problem("strategy.devices", list(s.devices), f"{machine.describe_gpus()}; for CPU processes give a "
                     f"count, e.g. strategy.devices = {len(s.devices)}")
         else:
@@ -67,25 +68,21 @@ def validate_for_machine(config: RunConfig, machine: Machine) -> list[ConfigProb
         elif s.name == "dp" and len(wanted) < 2:
             problem("strategy.name", s.name, "DataParallel needs at least 2 GPUs; choose \"single\" or \"ddp\"")
 
-    if precision == "fp16-mixed" and not (on_gpu and machine.has_gpu):
-        problem("train.precision", precision, "fp16 mixed precision with a GradScaler needs a CUDA GPU; "
-                "on CPU choose bf16-mixed or fp32")
-    if precision == "tf32" and not (on_gpu and machine.has_gpu):
-        problem("train.precision", precision, "TF32 is a mode of NVIDIA tensor cores (Ampere or newer); "
-                "on CPU choose fp32")
-    if precision in ("tf32", "bf16-mixed", "bf16-true") and on_gpu and machine.has_gpu:
+    if needs.needs_gpu and not (on_gpu and machine.has_gpu):
+        problem("train.precision", precision, _NEEDS_GPU.get(precision, "needs a CUDA GPU; on CPU choose fp32"))
+    if needs.needs_ampere and on_gpu and machine.has_gpu:
         old = [g for g in machine.gpus if g.index in gpu_ids(config, machine) and not g.supports_bf16]
         if old:
             g = old[0]
             problem("train.precision", precision, f"GPU {g.index} ({g.name}, compute capability "
                     f"{g.capability[0]}.{g.capability[1]}) has no {precision.split('-')[0]} support (needs 8.0+); "
                     "choose fp16-mixed or fp32")
-    if s.name in ("ddp", "hybrid") and s.nodes > 1 and s.rdzv_endpoint:
+    if multi and s.nodes > 1 and s.rdzv_endpoint:
         why = unresolvable(s.rdzv_endpoint)
         if why:
             problem("strategy.rdzv_endpoint", s.rdzv_endpoint, why)
     most = max(machine.cpu_count, 1) * CPU_PROCESSES_PER_CORE
-    if s.name in ("ddp", "hybrid") and not on_gpu and device_count(s.devices) > most:
+    if multi and not on_gpu and device_count(s.devices) > most:
         problem("strategy.devices", s.devices, f"{device_count(s.devices)} CPU processes on {machine.cpu_count} "
                 f"core(s) would thrash: at most {CPU_PROCESSES_PER_CORE} per core, so choose at most {most}")
     return problems
@@ -122,6 +119,12 @@ def unresolvable(endpoint: str) -> str:
                                     "give the head node's IP address")
     _resolved[host] = (time.monotonic(), why)
     return why
+
+
+_NEEDS_GPU = {
+    "fp16-mixed": "fp16 mixed precision with a GradScaler needs a CUDA GPU; on CPU choose bf16-mixed or fp32",
+    "tf32": "TF32 is a mode of NVIDIA tensor cores (Ampere or newer); on CPU choose fp32",
+}
 
 
 def ensure_runnable(config: RunConfig, machine: Machine) -> None:

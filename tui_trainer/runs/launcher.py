@@ -178,8 +178,7 @@ class DistributedRunner(ProcessRunner):
     def command(self) -> list[str]:
         """The launcher line for this node (also printed for users who start other nodes by hand)."""
         s = self.config.strategy
-        per_node = (len(s.devices) if isinstance(s.devices, tuple) else s.devices) // (
-            s.stages if s.name == "hybrid" else 1)
+        per_node = self.config.world_size // s.nodes  # processes on this node
         # torchrun through our wrapper, whose stores listen on their host's address only (not on every
         # interface): loopback for one node, the endpoint's interface for several.
         command = [sys.executable, "-m", "tui_trainer.runs.torchrun", f"--nproc-per-node={per_node}",

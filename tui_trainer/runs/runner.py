@@ -17,7 +17,8 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from tui_trainer.config import RunConfig
+from tui_trainer.config import RunConfig, ensure_runnable
+from tui_trainer.config.choices import is_multi_process
 from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
 from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
 from tui_trainer.training.events import Event, LogLine, RunFinished, RunSummary
@@ -38,10 +39,15 @@ class Runner:
 
     @staticmethod
     def resume_run(run_dir: str | Path, store: RunStore | None = None, *, isolated: bool = False) -> "Runner":
-        """A runner that continues a stopped run in its own directory to its planned end."""
+        """A runner that continues a stopped run in its own directory to its planned end.
+
+        Raises ConfigError when this machine cannot run it (the same check as a new run: a run made on
+        GPU 1 resumed where there is one GPU is refused with the reason, not failed deep in CUDA).
+        """
         run_dir = Path(run_dir)
-        return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir,
-                             isolated=isolated)
+        config = load_run_config(run_dir)
+        ensure_runnable(config)
+        return create_runner(config, store or RunStore(run_dir.parent), run_dir=run_dir, isolated=isolated)
 
     @property
     def run_id(self) -> str:
@@ -300,7 +306,7 @@ def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | N
                   node_rank: int = 0, isolated: bool = False) -> Runner:
     """The right runner for a config: torchrun workers for ddp and hybrid; else a background thread,
     or (`isolated`, as the app asks) one worker process, so that no UI work shares the training's GIL."""
-    if config.strategy.name in ("ddp", "hybrid"):
+    if is_multi_process(config.strategy.name):
         from tui_trainer.runs.launcher import DistributedRunner
 
         return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank)

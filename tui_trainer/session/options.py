@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tui_trainer.config import ConfigError, Machine, RunConfig, validate_for_machine, with_overrides
-from tui_trainer.config.schema import PRECISIONS, STRATEGIES
+from tui_trainer.config.choices import PRECISION_NAMES, STRATEGY_NAMES, lists_ids
 
 # key in the options pane -> the preset field it overrides
 FIELDS = {
@@ -22,7 +22,7 @@ FIELDS = {
     "max_steps": "train.max_steps",
     "epochs": "train.epochs",
 }
-CHOICES = {"strategy": STRATEGIES, "precision": PRECISIONS}
+CHOICES = {"strategy": STRATEGY_NAMES, "precision": PRECISION_NAMES}  # config.choices: one list of names
 EMPTY = '""'  # an emptied field: the schema then says what is expected
 
 
@@ -55,7 +55,7 @@ def values_of(config: RunConfig) -> dict[str, str]:
         "strategy": s.name,
         "precision": config.train.precision,
         "accumulate": str(config.train.accumulate),
-        "devices": ids_text(devices) if isinstance(devices, tuple) else str(devices),
+        "devices": ids_text(devices) if lists_ids(devices) else str(devices),
         "batch_size": str(config.data.batch_size),
         "max_steps": str(config.train.max_steps),
         "epochs": str(config.train.epochs),

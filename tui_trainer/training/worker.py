@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     write_rank_state(run_dir, rank, "starting")
 
+    from tui_trainer.config.choices import is_multi_process
     from tui_trainer.config.validate import uses_gpu
     from tui_trainer.hardware.machine import detect_machine
     from tui_trainer.runs.runner import execute
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         strategy = None  # one process: execute() builds the configured strategy
-        if "RANK" in os.environ:
+        if is_multi_process(config.strategy.name):  # not "RANK" in the environment: a shell may have one
             use_gpu = uses_gpu(config, detect_machine()) and torch.cuda.is_available()
             kind = HybridStrategy if config.strategy.name == "hybrid" else DistributedStrategy
             strategy = kind.from_environment(config, use_gpu)

@@ -168,7 +168,11 @@ class TrainerApp(App[int]):
             if not ok:
                 self.notify(f"cannot resume: {why}", severity="warning")
                 return
-            live.resume()
+            try:
+                live.resume()
+            except Exception as exc:  # ConfigError: this machine cannot run it (e.g. its GPU id is gone)
+                self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
+                return
             self.open_dashboard(live)
             return
         if not (Path(run_dir) / "checkpoint.pt").exists():

@@ -24,6 +24,8 @@ def gpu_lines(sample: GpuSample | None, index: int, width: int,
         out.append("  waiting for the first sample")
         return out
     out.append(f"GPU {sample.index}", "bold")
+    if sample.is_mig:  # a slice of a GPU: its own memory, the board's temperature and power
+        out.append(f" MIG instance of GPU {sample.physical_index}:", "bold")
     out.append(f" {sample.name or 'unknown'}")
     if sample.lost:
         out.append("\nlost: the GPU fell off the bus (needs a reset)", "bold red")

@@ -15,6 +15,7 @@ from textual.reactive import var
 from textual.widgets import Input, Label, Select, SelectionList, Static
 
 from tui_trainer.config import Machine, PresetEntry
+from tui_trainer.config.choices import lists_ids
 from tui_trainer.config.schema import device_count
 from tui_trainer.session import options
 from tui_trainer.ui.widgets.number_input import NumberInput
@@ -111,7 +112,7 @@ class OptionsPane(VerticalScroll, can_focus=False):
                 ids.deselect_all()
                 devices = entry.config.strategy.devices
                 present = {g.index for g in self.machine.gpus}
-                for i in devices if isinstance(devices, tuple) else ():
+                for i in devices if lists_ids(devices) else ():
                     if i in present:  # an id this machine lacks stays in the field, where validation names it
                         ids.select(i)
         self._labels = {}
