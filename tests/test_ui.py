@@ -278,7 +278,7 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
     assert app.return_code == 0
 
 
-async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, runs_dir):
+async def test_quit_with_an_active_run_asks_and_s_stops_it_cleanly(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -297,7 +297,7 @@ async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, r
         assert live.runner.is_running()
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question again")
-        await pilot.press("y")
+        await pilot.press("s")  # stop them: checkpoint written, then quit
         await wait_for(pilot, lambda: app.return_code is not None, "the app to exit", timeout=60)
     assert app.return_code == 0
     assert not live.runner.is_running()

@@ -9,6 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig, load_config, save_preset
+from tui_trainer.runs.liveness import read_heartbeat, run_status
+from tui_trainer.runs.metrics import last_step
+from tui_trainer.runs.protocol import write_atomic
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -84,11 +87,8 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 def write_summary(run_dir: str | Path, summary: RunSummary, **extra) -> None:
     """Write summary.json atomically."""
-    path = Path(run_dir) / SUMMARY_NAME
-    tmp = path.with_name(path.name + ".tmp")
     data = asdict(summary) | extra
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(Path(run_dir) / SUMMARY_NAME, json.dumps(data, indent=2, allow_nan=True) + "\n")
 
 
 def read_summary(run_dir: str | Path) -> dict:
@@ -105,22 +105,15 @@ def read_record(run_dir: Path) -> RunRecord | None:
     if not data:
         return None
     status = data.get("status", "unknown")
-    if status == "running" and not _alive(data.get("pid")):
-        status = "interrupted"  # the process that ran it is gone without writing an end state
+    step, total = data.get("step", 0), data.get("total_steps", 0)
+    if status in ("running", "stopped", "failed"):  # a resumed run is live again before its summary says so
+        status = run_status(run_dir, status)
+        if status in ("running", "interrupted"):  # where it stands (or stood when its process died)
+            beat = read_heartbeat(run_dir)
+            step = max(last_step(run_dir), beat.step if beat else 0) or step
+            total = (beat.total_steps if beat else 0) or total
     return RunRecord(run_id=run_dir.name, path=run_dir, name=data.get("name", ""), status=status,
-                     step=data.get("step", 0), total_steps=data.get("total_steps", 0),
+                     step=step, total_steps=total,
                      final_loss=data.get("final_loss"), final_val_loss=data.get("final_val_loss"),
                      samples_per_s=data.get("samples_per_s", 0.0), wall_s=data.get("wall_s", 0.0),
                      started_at=data.get("started_at", ""), error=data.get("error", ""))
-
-
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
