@@ -96,6 +96,8 @@ class TrainConfig:
     eval_every: int = opt(0, "int", "evaluate every N optimizer steps (0 = at the end of each epoch)", minimum=0)
     checkpoint_every: int = opt(0, "int", "checkpoint every N optimizer steps (0 = at the end and on stop)",
                                 minimum=0)
+    checkpoint_minutes: float = opt(10.0, "float", "checkpoint at least every N minutes of training (0 = off)",
+                                     minimum=0.0)
     threads: int = opt(0, "int", "torch CPU threads per process (0 = auto: 1 when parameters x batch is under "
                                  "1M, else torch's default)", minimum=0)
 

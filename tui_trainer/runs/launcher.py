@@ -76,6 +76,9 @@ class DetachedRunner(RunFollower):
         lock = RunLock.acquire(self.run_dir)
         try:
             prepare(self.run_dir)
+            if not self.resume:  # listed at once, under its preset's name (which its process reads back)
+                write_summary(self.run_dir, RunSummary(self.run_id, self.config.name, "running",
+                                                       started_at=datetime.now().isoformat(timespec="seconds")))
             with open(self.run_dir / WORKER_LOG, "ab") as log:
                 self.process = subprocess.Popen(
                     self.command(lock.fd), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
