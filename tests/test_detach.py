@@ -250,3 +250,49 @@ async def test_attach_shows_a_headless_run_started_elsewhere_live_in_runs_and_x_
         out, err = process.communicate(timeout=120)
     assert process.returncode == 130, err  # stopped, by a request from another process
     assert summary(run_dir)["status"] == "stopped"
+
+
+async def test_quit_with_l_leaves_the_run_training_and_stop_on_exit_asks_y_n_instead(tmp_path):
+    from tests.test_ui import CPU_MACHINE, no_gpu_sampler
+    from tests.test_ui import wait_for as wait_in_app
+    from tui_trainer.runs import live_owner
+    from tui_trainer.ui.app import TrainerApp
+    from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
+    from tui_trainer.ui.screens.run_dashboard import RunDashboard
+
+    presets = tmp_path / "presets"
+    presets.mkdir()
+    (presets / "long.toml").write_text('description = "long"\n[train]\nepochs = 100000\n')
+    runs_dir = tmp_path / "runs"
+    app = TrainerApp(presets, runs_dir, machine=CPU_MACHINE, sampler=no_gpu_sampler())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await wait_in_app(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        await wait_in_app(pilot, lambda: live.state.step > 0, "training")
+        await pilot.press("q")
+        await wait_in_app(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question")
+        await pilot.press("l")
+        await wait_in_app(pilot, lambda: app.return_code is not None, "the app to exit")
+    run_dir = live.run_dir
+    try:
+        at_exit = metrics_step(run_dir)
+        wait_for(lambda: metrics_step(run_dir) > at_exit + 10, "the run to keep training after the app left")
+        assert live_owner(run_dir) is not None and summary(run_dir)["status"] == "running"
+
+        # --stop-on-exit: the old question; y stops the run (an attached one too) cleanly, then quits
+        app = TrainerApp(presets, runs_dir, machine=CPU_MACHINE, sampler=no_gpu_sampler(), attach=run_dir,
+                         stop_on_exit=True)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_in_app(pilot, lambda: isinstance(app.screen, RunDashboard), "the attached dashboard")
+            attached = app.screen.live
+            await wait_in_app(pilot, lambda: attached.state.step > at_exit, "the attached run's progress")
+            await pilot.press("q")
+            await wait_in_app(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question")
+            assert "y/n" in str(app.screen.query_one("#question").render())
+            await pilot.press("y")
+            await wait_in_app(pilot, lambda: app.return_code is not None, "the app to exit", 120)
+        assert summary(run_dir)["status"] == "stopped"
+    finally:
+        (run_dir / "stop.request").touch()
+    wait_for(lambda: not processes_of(runs_dir), "no process of the run left", 60)
