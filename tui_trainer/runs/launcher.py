@@ -35,7 +35,7 @@ from tui_trainer.runs.protocol import (
     request_stop,
 )
 from tui_trainer.runs.runner import Runner
-from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
+from tui_trainer.runs.store import RunStore, read_summary, write_summary
 from tui_trainer.training.events import LogLine, RankState, RunFinished, RunSummary, event_from_json
 
 FINAL_STATES = ("completed", "stopped", "failed", "diverged")
@@ -56,12 +56,6 @@ class DetachedRunner(RunFollower):
         self.catch_up = False  # a fresh events file: follow it from its start
         self._ranks = {}
         self.process: subprocess.Popen | None = None
-
-    @staticmethod
-    def resume_run(run_dir: str | Path, store: RunStore | None = None, **_) -> "DetachedRunner":
-        run_dir = Path(run_dir)
-        return DetachedRunner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir,
-                              resume=True)
 
     def command(self, lock_fd: int) -> list[str]:
         """The detached process's command line."""
