@@ -296,3 +296,25 @@ async def test_quit_with_l_leaves_the_run_training_and_stop_on_exit_asks_y_n_ins
     finally:
         (run_dir / "stop.request").touch()
     wait_for(lambda: not processes_of(runs_dir), "no process of the run left", 60)
+
+
+def test_a_heartbeat_from_another_host_is_judged_by_its_age_and_a_local_one_by_its_process(tmp_path):
+    from tui_trainer.runs.liveness import HEARTBEAT_FILE, STALE_SECONDS, live_owner, process_start_time, run_status
+
+    def beat(host: str, pid: int, started: float, age: float) -> None:
+        (tmp_path / HEARTBEAT_FILE).write_text(json.dumps(
+            {"host": host, "pid": pid, "started": started, "beat": time.time() - age, "step": 7, "total_steps": 9}))
+
+    beat("another-host.example", 1, 0.0, 1.0)  # pid 1 there is not ours to ask about
+    assert live_owner(tmp_path) is not None and run_status(tmp_path, "running") == "running"
+    beat("another-host.example", 1, 0.0, STALE_SECONDS + 5)
+    assert live_owner(tmp_path) is None and run_status(tmp_path, "running") == "interrupted"
+
+    from tui_trainer.runs.liveness import HOST
+
+    me = os.getpid()
+    beat(HOST, me, process_start_time(me), 3600)  # an old beat, but its process lives: it is running
+    assert live_owner(tmp_path).step == 7
+    beat(HOST, me, process_start_time(me) - 100, 0)  # a fresh beat from a pid now reused by another process
+    assert live_owner(tmp_path) is None
+    assert run_status(tmp_path, "stopped") == "stopped"

@@ -248,3 +248,33 @@ def test_a_run_outlives_its_terminal_and_a_new_session_attaches_and_stops_it(tmp
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
     assert no_process_left(runs_dir)
+
+
+def test_attach_in_a_terminal_opens_the_only_live_run_and_x_stops_it(tmp_path):
+    """`tui-trainer run --detach`, then `tui-trainer attach` in another terminal: the live dashboard; x stops."""
+    runs_dir, exit_file = tmp_path / "runs", tmp_path / "exit-code"
+    started = subprocess.run([sys.executable, "-m", "tui_trainer", "run", "cpu-quick", "--detach", "--runs-dir",
+                              str(runs_dir), "--set", "train.epochs=100000"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    run_dir = next(runs_dir.iterdir())
+    command = app_command(runs_dir, exit_file, "TERM=xterm-256color").replace(
+        f"--runs-dir {runs_dir}", f"attach --runs-dir {runs_dir}")
+    term = Terminal(f"tui-trainer-test-{os.getpid()}-attach", command)
+    try:
+        term.wait_for(lambda t: re.search(r"running\s+step [1-9][\d,]*/1,200,000", t) is not None,
+                      "the live dashboard of the detached run", 120)
+        assert run_dir.name in term.screen()
+        term.keys("x")
+        term.wait_for(lambda t: re.search(r"stopped\s+step [1-9]", t) is not None, "stopped", 120)
+        term.keys("q")
+        deadline = time.monotonic() + 30
+        while not exit_file.exists() or not exit_file.read_text().strip():
+            assert time.monotonic() < deadline, "the app did not exit"
+            time.sleep(0.05)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        term.close()
+        (run_dir / "stop.request").touch()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+    assert no_process_left(runs_dir)
