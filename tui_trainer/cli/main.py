@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="multi-node ddp: the rendezvous address (overrides strategy.rdzv_endpoint)")
     _add_store_args(run)
 
-    resume = sub.add_parser("resume", help="continue a stopped run to its planned end")
+    resume = sub.add_parser("resume", help="continue a stopped or interrupted run from its last checkpoint")
     resume.add_argument("run_dir", type=Path, help="the run's directory, e.g. runs/20261127-101500-cpu-quick, "
                                                    "or its id (in --runs-dir)")
     resume.add_argument("--headless", action="store_true", help="no app: print progress lines")

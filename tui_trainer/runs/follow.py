@@ -44,6 +44,9 @@ class RunFollower(Runner):
         run_dir = Path(run_dir)
         super().__init__(config or load_run_config(run_dir), store or RunStore(run_dir.parent),
                          run_dir=run_dir, resume=False)
+        self._init_following(catch_up)
+
+    def _init_following(self, catch_up: bool) -> None:
         self.catch_up = catch_up
         self._ranks: dict[int, tuple[str, str]] = {}
         self.process: subprocess.Popen | None = None  # our child, when this process launched it

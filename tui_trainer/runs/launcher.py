@@ -52,10 +52,8 @@ class DetachedRunner(RunFollower):
     def __init__(self, config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
                  resume: bool | None = None, node_rank: int = 0):
         Runner.__init__(self, config, store, run_dir=run_dir, resume=resume)
+        self._init_following(catch_up=False)  # a fresh events file: follow it from its start
         self.node_rank = node_rank
-        self.catch_up = False  # a fresh events file: follow it from its start
-        self._ranks = {}
-        self.process: subprocess.Popen | None = None
 
     def command(self, lock_fd: int) -> list[str]:
         """The detached process's command line."""
