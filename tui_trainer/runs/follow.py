@@ -26,6 +26,7 @@ from tui_trainer.training.events import RankState, RunFinished, RunSummary, even
 FINAL_STATES = ("completed", "stopped", "failed", "diverged")
 POLL_SECONDS = 0.1
 OWNER_CHECK_SECONDS = 1.0
+CATCH_UP_CHUNK = 8 << 20  # bytes of events.jsonl read at a time when attaching
 _PROGRESS_LINE = b'{"type": "TrainProgress"'
 _EVAL_LINE = b'{"type": "EvalResult"'
 
@@ -105,17 +106,18 @@ class RunFollower(Runner):
     def _catch_up(self, reader: EventFileReader) -> bool:
         """Fold in what the run said before we came: its start, log lines, its latest progress only."""
         latest = None
-        for line in reader.read_lines():
-            if line.startswith(_PROGRESS_LINE):
-                latest = line
-                continue
-            if line.startswith(_EVAL_LINE):
-                continue  # the curves read from metrics.jsonl hold them
-            event = event_from_json(line.decode("utf-8"))
-            if isinstance(event, RunFinished):
-                self._finish(event.summary)
-                return True
-            self._publish(event)
+        while lines := reader.read_lines(CATCH_UP_CHUNK):  # a long run's file is large: a piece at a time
+            for line in lines:
+                if line.startswith(_PROGRESS_LINE):
+                    latest = line
+                    continue
+                if line.startswith(_EVAL_LINE):
+                    continue  # the curves read from metrics.jsonl hold them
+                event = event_from_json(line.decode("utf-8"))
+                if isinstance(event, RunFinished):
+                    self._finish(event.summary)
+                    return True
+                self._publish(event)
         if latest is not None:
             progress = event_from_json(latest.decode("utf-8"))
             self._publish(replace(progress, steps=(), losses=()))

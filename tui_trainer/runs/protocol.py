@@ -125,11 +125,12 @@ class EventFileReader:
         self.path = Path(run_dir) / EVENTS_FILE
         self.offset = offset
 
-    def read_lines(self) -> list[bytes]:
+    def read_lines(self, limit: int = -1) -> list[bytes]:
+        """The whole lines added since the last read (at most about `limit` bytes of them, when given)."""
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
-                chunk = f.read()
+                chunk = f.read(limit)
         except OSError:
             return []
         end = chunk.rfind(b"\n") + 1  # only whole lines; a half-written one waits for the next read
