@@ -20,7 +20,7 @@ from tests.conftest import PRESETS, ROOT, make_config
 from tests.fake_nvml import FakeNvml
 from tui_trainer.config import Machine, VisibleGpu, load_config
 from tui_trainer.hardware import GpuSampler
-from tui_trainer.runs import Runner, RunStore
+from tui_trainer.runs import Runner, RunStore, resume_runner
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.ui.live_run import LiveRun
 from tui_trainer.ui.run_state import RunState, Series
@@ -349,7 +349,7 @@ async def test_app_opened_with_a_runner_starts_it_on_its_dashboard(presets_dir, 
     assert app.return_code == 0
 
     # `tui-trainer resume RUN_DIR`: the dashboard shows the earlier curve, then continues from the checkpoint
-    resumed = Runner.resume_run(runner.run_dir)
+    resumed = resume_runner(runner.run_dir)
     app = TrainerApp(presets_dir, runs_dir, resumed, machine=CPU_MACHINE, sampler=no_gpu_sampler())
     _apps.append(app)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -194,7 +194,7 @@ def find_run_dir(text: Path, runs_dir: str) -> Path | None:
 
 def cmd_resume(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError
-    from tui_trainer.runs import RunBusy, Runner, resumable
+    from tui_trainer.runs import RunBusy, resumable, resume_runner
 
     run_dir = find_run_dir(args.run_dir, args.runs_dir)
     if run_dir is None:
@@ -206,7 +206,7 @@ def cmd_resume(args, presets_dir: Path) -> int:
         return 2
     in_app = not args.headless and sys.stdout.isatty() and sys.stdin.isatty()
     try:
-        runner = Runner.resume_run(run_dir, isolated=in_app)
+        runner = resume_runner(run_dir, isolated=in_app)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)

@@ -35,12 +35,34 @@ from tui_trainer.runs.protocol import (
     request_stop,
 )
 from tui_trainer.runs.runner import Runner
-from tui_trainer.runs.store import RunStore, read_summary, write_summary
+from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
 from tui_trainer.training.events import LogLine, RankState, RunFinished, RunSummary, event_from_json
 
 FINAL_STATES = ("completed", "stopped", "failed", "diverged")
 POLL_SECONDS = 0.1
 WORKER_MODULE = "tui_trainer.runs.worker"
+
+
+def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
+                  node_rank: int = 0, isolated: bool = False, resume: bool | None = None, lock=None) -> Runner:
+    """The right runner for a config.
+
+    `isolated` (the app, `--detach`): a detached process of its own trains the run, in its own session,
+    and this process only follows it, so the run outlives the app and the terminal. Otherwise this
+    process trains it: torchrun's workers for ddp and hybrid, else a background thread.
+    """
+    if isolated:
+        return DetachedRunner(config, store, run_dir=run_dir, resume=resume, node_rank=node_rank)
+    if config.strategy.name in ("ddp", "hybrid"):
+        return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank, resume=resume, lock=lock)
+    return Runner(config, store, run_dir=run_dir, resume=resume, lock=lock)
+
+
+def resume_runner(run_dir: str | Path, store: RunStore | None = None, *, isolated: bool = False) -> Runner:
+    """A runner that continues a stopped (or interrupted) run in its own directory to its planned end."""
+    run_dir = Path(run_dir)
+    return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir,
+                         isolated=isolated, resume=True)
 
 
 class DetachedRunner(RunFollower):

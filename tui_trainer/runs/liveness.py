@@ -1,4 +1,4 @@
-"""Whether a run is alive, who owns it, and whether it can be resumed.
+"""Whether a run is alive and who owns it: its heartbeat and its one-writer lock.
 
 The process that trains a run (its owner) holds RUN_DIR/lock and beats RUN_DIR/heartbeat about once
 a second from a thread, never from the training loop. A heartbeat on this host is judged by its
@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tui_trainer.runs.protocol import CHECKPOINT_FILE, HEARTBEAT_FILE, LOCK_FILE, write_atomic
+from tui_trainer.runs.protocol import HEARTBEAT_FILE, LOCK_FILE, write_atomic
 
 BEAT_SECONDS = 1.0
 STALE_SECONDS = 10.0  # a heartbeat from another host older than this means its owner is gone
@@ -201,22 +201,3 @@ def run_status(run_dir: Path, recorded: str | None) -> str:
     if recorded in (None, "running"):
         return "interrupted"
     return recorded
-
-
-def resumable(run_dir: Path, recorded: str | None = None) -> str | None:
-    """None when `resume` may continue this run now; else the reason it may not, in words."""
-    from tui_trainer.runs.store import read_summary
-
-    run_dir = Path(run_dir)
-    if recorded is None:
-        recorded = read_summary(run_dir).get("status")
-    owner = live_owner(run_dir)
-    if owner is not None:
-        return (f"the run is still training ({owner.describe()}): follow it with tui-trainer attach "
-                f"{run_dir.name}, or stop it with tui-trainer stop {run_dir.name}")
-    if recorded == "completed":
-        return "the run is already completed; start a new one with tui-trainer run"
-    if not (run_dir / CHECKPOINT_FILE).exists():
-        status = "interrupted" if recorded in (None, "running") else recorded
-        return f"no checkpoint to resume from (status {status})"
-    return None

@@ -20,7 +20,7 @@ from tui_trainer.config import RunConfig
 from tui_trainer.runs.liveness import HeartbeatThread, RunLock
 from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
 from tui_trainer.runs.protocol import EVENTS_FILE, STOP_FILE, event_line, prepare, stop_requested
-from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
+from tui_trainer.runs.store import RunStore, read_summary, write_summary
 from tui_trainer.training.events import Event, LogLine, RunFinished, RunStarted, RunSummary, TrainProgress
 
 
@@ -47,13 +47,6 @@ class Runner:
         self._lock = lock  # a RunLock handed over by the process that launched this one
         self._heartbeat = None
         self._step = self._total = 0  # where the run stands, for the heartbeat
-
-    @staticmethod
-    def resume_run(run_dir: str | Path, store: RunStore | None = None, *, isolated: bool = False) -> "Runner":
-        """A runner that continues a stopped run in its own directory to its planned end."""
-        run_dir = Path(run_dir)
-        return create_runner(load_run_config(run_dir), store or RunStore(run_dir.parent), run_dir=run_dir,
-                             isolated=isolated, resume=True)
 
     @property
     def run_id(self) -> str:
@@ -222,22 +215,3 @@ def _peak(trainer) -> float | None:
         return trainer.strategy.peak_memory_mib() if trainer.strategy is not None else None
     except Exception:
         return None
-
-
-def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
-                  node_rank: int = 0, isolated: bool = False, resume: bool | None = None, lock=None) -> Runner:
-    """The right runner for a config.
-
-    `isolated` (the app, `--detach`): a detached process of its own trains the run, in its own session,
-    and this process only follows it, so the run outlives the app and the terminal. Otherwise this
-    process trains it: torchrun's workers for ddp and hybrid, else a background thread.
-    """
-    if isolated:
-        from tui_trainer.runs.launcher import DetachedRunner
-
-        return DetachedRunner(config, store, run_dir=run_dir, resume=resume, node_rank=node_rank)
-    if config.strategy.name in ("ddp", "hybrid"):
-        from tui_trainer.runs.launcher import DistributedRunner
-
-        return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank, resume=resume, lock=lock)
-    return Runner(config, store, run_dir=run_dir, resume=resume, lock=lock)

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig, load_config, save_preset
-from tui_trainer.runs.liveness import read_heartbeat, run_status
+from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
 from tui_trainer.runs.metrics import last_step
-from tui_trainer.runs.protocol import write_atomic
+from tui_trainer.runs.protocol import CHECKPOINT_FILE, write_atomic
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -117,3 +117,20 @@ def read_record(run_dir: Path) -> RunRecord | None:
                      final_loss=data.get("final_loss"), final_val_loss=data.get("final_val_loss"),
                      samples_per_s=data.get("samples_per_s", 0.0), wall_s=data.get("wall_s", 0.0),
                      started_at=data.get("started_at", ""), error=data.get("error", ""))
+
+
+def resumable(run_dir: Path, recorded: str | None = None) -> str | None:
+    """None when `resume` may continue this run now; else the reason it may not, in words."""
+    run_dir = Path(run_dir)
+    if recorded is None:
+        recorded = read_summary(run_dir).get("status")
+    owner = live_owner(run_dir)
+    if owner is not None:
+        return (f"the run is still training ({owner.describe()}): follow it with tui-trainer attach "
+                f"{run_dir.name}, or stop it with tui-trainer stop {run_dir.name}")
+    if recorded == "completed":
+        return "the run is already completed; start a new one with tui-trainer run"
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        status = "interrupted" if recorded in (None, "running") else recorded
+        return f"no checkpoint to resume from (status {status})"
+    return None

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_owner(run_dir: Path, resume: bool, lock_fd: int | None, node_rank: int) -> int:
     """Own and train a detached run until it ends; 0 when completed or stopped."""
     from tui_trainer.runs.liveness import RunLock
-    from tui_trainer.runs.runner import create_runner
+    from tui_trainer.runs.launcher import create_runner
     from tui_trainer.runs.store import RunStore, load_run_config
 
     lock = RunLock.adopt(run_dir, lock_fd) if lock_fd is not None else None

@@ -22,7 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from tui_trainer.config import Machine
-from tui_trainer.runs import Runner, RunStore, read_curves, resumable
+from tui_trainer.runs import Runner, RunStore, read_curves, resumable, resume_runner
 from tui_trainer.runs.metrics import METRICS_NAME
 from tui_trainer.ui.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
@@ -188,7 +188,7 @@ class TrainerApp(App[int]):
             self.notify(f"cannot resume: {why}", severity="warning", timeout=8)
             return
         try:
-            runner = Runner.resume_run(run_dir, self.store, isolated=True)
+            runner = resume_runner(run_dir, self.store, isolated=True)
         except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
             self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
             return

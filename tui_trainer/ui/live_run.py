@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_trainer.runs import Runner, RunStore, create_runner, resumable
+from tui_trainer.runs import Runner, RunStore, create_runner, resumable, resume_runner
 from tui_trainer.ui.run_state import RunState
 
 
@@ -81,6 +81,6 @@ class LiveRun:
         why = self.why_not_resumable()
         if why:
             raise RuntimeError(why)
-        self.runner = Runner.resume_run(self.run_dir, self.store, isolated=True)
+        self.runner = resume_runner(self.run_dir, self.store, isolated=True)
         self.state.begin_resume()
         self.runner.start()
