@@ -18,7 +18,7 @@ from pathlib import Path
 from tui_trainer.config import RunConfig
 from tui_trainer.runs.liveness import RunLock, RunBusy, live_owner, read_heartbeat
 from tui_trainer.runs.metrics import last_step
-from tui_trainer.runs.protocol import WORKER_LOG, EventFileReader, read_rank_states, request_stop
+from tui_trainer.runs.protocol import WORKER_LOG, EventFileReader, planned_steps, read_rank_states, request_stop
 from tui_trainer.runs.runner import Runner
 from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
 from tui_trainer.training.events import RankState, RunFinished, RunSummary, event_from_json
@@ -142,7 +142,7 @@ class RunFollower(Runner):
             return summary_from_dict(data)
         beat = read_heartbeat(self.run_dir)
         step = last_step(self.run_dir) or (beat.step if beat else 0) or int(data.get("step", 0))
-        total = (beat.total_steps if beat else 0) or int(data.get("total_steps", 0))
+        total = (beat.total_steps if beat else 0) or planned_steps(self.run_dir) or int(data.get("total_steps", 0))
         code = self.process.poll() if self.process is not None else None
         if code:  # our own child failed before recording anything: say so, in its record
             return self._record_failure(data, step, total, code)

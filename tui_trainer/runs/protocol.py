@@ -136,3 +136,19 @@ class EventFileReader:
         end = chunk.rfind(b"\n") + 1  # only whole lines; a half-written one waits for the next read
         self.offset += end
         return chunk[:end].splitlines()
+
+
+def planned_steps(run_dir: Path) -> int:
+    """The total steps the run's latest start announced (its RunStarted event, near the file's start)."""
+    try:
+        with open(Path(run_dir) / EVENTS_FILE, "rb") as f:
+            head = f.read(65536)
+    except OSError:
+        return 0
+    for line in head.splitlines():
+        if line.startswith(b'{"type": "RunStarted"'):
+            try:
+                return int(json.loads(line)["total_steps"])
+            except (ValueError, KeyError, TypeError):
+                return 0
+    return 0

@@ -105,6 +105,8 @@ class Runner:
             self._step = event.step
         elif isinstance(event, RunStarted):
             self._step, self._total = event.start_step, event.total_steps
+            if self._heartbeat is not None:
+                self._heartbeat.beat_soon()
         self.events.put(event)
 
     # ------------------------------------------------------------ the thread

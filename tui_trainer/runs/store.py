@@ -11,7 +11,7 @@ from pathlib import Path
 from tui_trainer.config import RunConfig, load_config, save_preset
 from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
 from tui_trainer.runs.metrics import last_step
-from tui_trainer.runs.protocol import CHECKPOINT_FILE, write_atomic
+from tui_trainer.runs.protocol import CHECKPOINT_FILE, planned_steps, write_atomic
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -111,7 +111,7 @@ def read_record(run_dir: Path) -> RunRecord | None:
         if status in ("running", "interrupted"):  # where it stands (or stood when its process died)
             beat = read_heartbeat(run_dir)
             step = max(last_step(run_dir), beat.step if beat else 0) or step
-            total = (beat.total_steps if beat else 0) or total
+            total = (beat.total_steps if beat else 0) or planned_steps(run_dir) or total
     return RunRecord(run_id=run_dir.name, path=run_dir, name=data.get("name", ""), status=status,
                      step=step, total_steps=total,
                      final_loss=data.get("final_loss"), final_val_loss=data.get("final_val_loss"),
