@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, cli, make_config, run_to_end
-from tui_trainer.runs import Runner, RunStore, create_runner, read_curves
+from tui_trainer.runs import Runner, RunStore, create_runner, read_curves, resume_runner
 from tui_trainer.training.checkpoint import load_checkpoint, save_checkpoint
 from tui_trainer.training.events import TrainProgress
 
@@ -169,7 +169,7 @@ def test_a_resume_that_fails_before_training_keeps_the_runs_record_and_says_why(
             (run_dir / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
         else:
             save_checkpoint(run_dir / "checkpoint.pt", state)
-        runner = Runner.resume_run(run_dir)
+        runner = resume_runner(run_dir)
         runner.start()
         attempt = runner.wait(120)
         assert attempt.status == "failed" and attempt.error.startswith("resume failed: ") and message in attempt.error
@@ -180,7 +180,7 @@ def test_a_resume_that_fails_before_training_keeps_the_runs_record_and_says_why(
         assert {k: v for k, v in after.items() if k not in ("error", "pid")} == \
             {k: v for k, v in before.items() if k not in ("error", "pid")}
     save_checkpoint(run_dir / "checkpoint.pt", good)
-    final = stop_after_progress(_started(Runner.resume_run(run_dir)), beyond=good["step"])
+    final = stop_after_progress(_started(resume_runner(run_dir)), beyond=good["step"])
     assert final.status == "stopped"
     assert_every_step_once(run_dir, final.step)
 
@@ -188,8 +188,8 @@ def test_a_resume_that_fails_before_training_keeps_the_runs_record_and_says_why(
 def test_a_failed_resume_in_a_worker_process_keeps_the_runs_record_too(runs_dir):
     run_dir, before = stopped_run(runs_dir)
     save_checkpoint(run_dir / "checkpoint.pt", {**load_checkpoint(run_dir / "checkpoint.pt"), "step": -5})
-    runner = Runner.resume_run(run_dir, isolated=True)  # as the app resumes: one worker process
-    assert type(runner).__name__ == "ProcessRunner"
+    runner = resume_runner(run_dir, isolated=True)  # as the app resumes: one worker process
+    assert type(runner).__name__ == "DetachedRunner"
     runner.start()
     attempt = runner.wait(120)
     assert attempt.status == "failed" and attempt.error.startswith("resume failed: ") and "step -5" in attempt.error
@@ -230,7 +230,7 @@ def test_a_full_disk_while_writing_metrics_ends_failed_naming_the_file_and_loses
     assert str(run_dir / "metrics.jsonl") in summary["error"] or str(run_dir / "losses.bin") in summary["error"]
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert 0 < state["step"] <= summary["step"] and state["step"] % 50 == 0
-    resumed = _started(Runner.resume_run(run_dir))
+    resumed = _started(resume_runner(run_dir))
     final = stop_after_progress(resumed, beyond=summary["step"])
     assert final.status == "stopped"
     assert_every_step_once(run_dir, final.step)
@@ -248,7 +248,7 @@ def test_a_full_disk_while_writing_a_checkpoint_keeps_the_last_good_one_and_no_p
     assert str(run_dir / "checkpoint.pt.tmp") in summary["error"]
     assert not (run_dir / "checkpoint.pt.tmp").exists(), "no partial checkpoint is left to look valid"
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == good["step"], "the last good checkpoint stays"
-    final = stop_after_progress(_started(Runner.resume_run(run_dir)), beyond=summary["step"])
+    final = stop_after_progress(_started(resume_runner(run_dir)), beyond=summary["step"])
     assert final.status == "stopped"
     assert_every_step_once(run_dir, final.step)
 
@@ -273,11 +273,11 @@ def last_step(path: Path) -> int:
 
 
 # Starts training processes quickly on a busy machine: torch and the package are imported once, then each
-# training process is a fork running the real worker (`tui_trainer.training.worker`), killed for real.
+# training process is a fork running the real worker (`tui_trainer.runs.worker`), killed for real.
 FORK_SERVER = """
 import os, sys
 import torch, torch._dynamo, sklearn.datasets, sklearn.model_selection, sklearn.preprocessing
-from tui_trainer.training import worker
+from tui_trainer.runs import worker
 import tui_trainer.runs.runner, tui_trainer.training.loop
 for line in sys.stdin:
     command, *args = line.split()
@@ -334,7 +334,7 @@ def test_kill_9_at_random_moments_loses_no_step_and_each_resume_continues_from_t
     finally:
         server.stdin.close()
         server.wait(30)
-    resumed = _started(Runner.resume_run(run_dir))
+    resumed = _started(resume_runner(run_dir))
     final = stop_after_progress(resumed, beyond=checkpoint_step)
     assert final.status == "stopped" and final.step > checkpoint_step
     assert_every_step_once(run_dir, final.step)

@@ -144,7 +144,7 @@ def test_an_inherited_rank_variable_does_not_turn_a_one_process_run_into_ddp(tmp
     for name, value in (("RANK", "3"), ("WORLD_SIZE", "8"), ("MASTER_ADDR", "10.9.9.9")):
         monkeypatch.setenv(name, value)  # a shell inside a PyTorchJob, Slurm step or torchrun
     runner = create_runner(make_config(train={"max_steps": 20}), RunStore(tmp_path), isolated=True)
-    assert type(runner).__name__ == "ProcessRunner"
+    assert type(runner).__name__ == "DetachedRunner"
     runner.start()
     summary = runner.wait(120)
     assert summary.status == "completed" and summary.step == 20, summary.error

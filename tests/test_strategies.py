@@ -27,16 +27,14 @@ COMMON = ["--set", "data.dataset=synthetic-regression", "--set", "data.samples=4
 
 def worker_pids(under: Path) -> list[int]:
     """Processes running our worker module for runs under a folder (none may outlive its run)."""
+    import psutil
+
     pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if b"tui_trainer.training.worker" in cmdline and str(under).encode() in cmdline and stat.split(") ")[-1][:1] != "Z":
-                pids.append(int(entry.name))
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if ("tui_trainer.runs.worker" in cmdline and str(under) in cmdline
+                and process.info["status"] != psutil.STATUS_ZOMBIE):
+            pids.append(process.pid)
     return pids
 
 
@@ -247,11 +245,11 @@ def test_hybrid_two_replicas_of_two_cpu_stages_match_one_process(tmp_path):
     assert worker_pids(tmp_path) == []
 
 
-def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cleanly(tmp_path):
+def test_a_detached_run_in_its_own_process_equals_the_thread_run_and_stops_cleanly(tmp_path):
     config = make_config(data={"dataset": "diabetes"}, model={"dropout": 0.1}, train={"epochs": 3})
     thread = create_runner(config, RunStore(tmp_path / "thread"))
     process = create_runner(config, RunStore(tmp_path / "process"), isolated=True)
-    assert type(process).__name__ == "ProcessRunner"
+    assert type(process).__name__ == "DetachedRunner"
     dirs = [thread.start(), process.start()]
     summaries = [thread.wait(120), process.wait(120)]
     assert [s.status for s in summaries] == ["completed", "completed"]

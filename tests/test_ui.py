@@ -20,7 +20,7 @@ from tests.conftest import PRESETS, ROOT, make_config
 from tests.fake_nvml import FakeNvml
 from tui_trainer.config import Machine, VisibleGpu, load_config
 from tui_trainer.hardware import GpuSampler
-from tui_trainer.runs import Runner, RunStore
+from tui_trainer.runs import Runner, RunStore, resume_runner
 from tui_trainer.ui.app import TrainerApp
 from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.screens.compare import CompareScreen
@@ -277,7 +277,7 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
     assert app.return_code == 0
 
 
-async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, runs_dir):
+async def test_quit_with_an_active_run_asks_and_s_stops_it_cleanly(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -296,7 +296,7 @@ async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, r
         assert live.runner.is_running()
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question again")
-        await pilot.press("y")
+        await pilot.press("s")  # stop them: checkpoint written, then quit
         await wait_for(pilot, lambda: app.return_code is not None, "the app to exit", timeout=60)
     assert app.return_code == 0
     assert not live.runner.is_running()
@@ -348,7 +348,7 @@ async def test_app_opened_with_a_runner_starts_it_on_its_dashboard(presets_dir, 
     assert app.return_code == 0
 
     # `tui-trainer resume RUN_DIR`: the dashboard shows the earlier curve, then continues from the checkpoint
-    resumed = Runner.resume_run(runner.run_dir)
+    resumed = resume_runner(runner.run_dir)
     app = TrainerApp(presets_dir, runs_dir, resumed, machine=CPU_MACHINE, sampler=no_gpu_sampler())
     _apps.append(app)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -112,6 +112,8 @@ class TrainConfig:
                          maximum=MAX_STEPS)
     checkpoint_every: int = opt(0, "int", "checkpoint every N optimizer steps (0 = at the end and on stop)",
                                 minimum=0, maximum=MAX_STEPS)
+    checkpoint_minutes: float = opt(10.0, "float", "checkpoint at least every N minutes of training (0 = off)",
+                                     minimum=0.0, maximum=1e6)
     threads: int = opt(0, "int", "torch CPU threads per process (0 = auto: 1 when parameters x batch is under "
                                  "1M, else torch's default)", minimum=0, maximum=1024)
     max_skipped_in_row: int = opt(100, "int", "fp16: optimizer steps the GradScaler may skip in a row (inf "

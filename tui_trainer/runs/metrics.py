@@ -215,3 +215,22 @@ def _replace(path: Path, content: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(content)
     tmp.replace(path)
+
+
+def last_step(run_dir: str | Path) -> int:
+    """The last step metrics.jsonl reached (its tail only is read: a long run's file is large)."""
+    path = Path(run_dir) / METRICS_NAME
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return 0
+    for line in reversed(tail.splitlines()[1 if size > 65536 else 0:]):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0

@@ -1,4 +1,4 @@
-"""The Runner: one run in a background thread, its events on a queue, its results on disk.
+"""The Runner: one run in a background thread, its events on a queue (and in events.jsonl), its results on disk.
 
 The training thread never waits on its readers: events go on an unbounded queue that the UI or
 the headless printer drains at its own pace (they arrive a few times a second, not per step).
@@ -17,49 +17,61 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from tui_trainer.config import RunConfig, ensure_runnable
-from tui_trainer.config.choices import is_multi_process
+from tui_trainer.config import RunConfig
+from tui_trainer.runs.liveness import HeartbeatThread, RunLock
 from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
-from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
-from tui_trainer.training.events import Event, LogLine, RunFinished, RunSummary
+from tui_trainer.runs.protocol import EVENTS_FILE, STOP_FILE, event_line, prepare, stop_requested
+from tui_trainer.runs.store import RunStore, read_summary, write_summary
+from tui_trainer.training.events import Event, LogLine, RunFinished, RunStarted, RunSummary, TrainProgress
 
 
 class Runner:
-    """Runs one job in a background thread. `start()`, then `drain()` events; `stop()` to end early."""
+    """Runs one job in a background thread of this process. `start()`, then `drain()` events; `stop()` to end early.
 
-    def __init__(self, config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None):
+    While it trains, this process owns the run: it holds the run's lock (a second writer is refused),
+    beats its heartbeat, honours its stop request (`tui-trainer stop`) and appends its events to
+    events.jsonl, so that any other process can follow it (`tui-trainer attach`).
+    """
+
+    detached = False  # the training happens in this process: it ends with it
+
+    def __init__(self, config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
+                 resume: bool | None = None, lock=None):
         self.config = config
         self.store = store
-        self.resume = run_dir is not None
+        self.resume = run_dir is not None if resume is None else resume
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.events: queue.Queue[Event] = queue.Queue()
         self.summary: RunSummary | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @staticmethod
-    def resume_run(run_dir: str | Path, store: RunStore | None = None, *, isolated: bool = False) -> "Runner":
-        """A runner that continues a stopped run in its own directory to its planned end.
-
-        Raises ConfigError when this machine cannot run it (the same check as a new run: a run made on
-        GPU 1 resumed where there is one GPU is refused with the reason, not failed deep in CUDA).
-        """
-        run_dir = Path(run_dir)
-        config = load_run_config(run_dir)
-        ensure_runnable(config)
-        return create_runner(config, store or RunStore(run_dir.parent), run_dir=run_dir, isolated=isolated)
+        self._lock = lock  # a RunLock handed over by the process that launched this one
+        self._heartbeat = None
+        self._step = self._total = 0  # where the run stands, for the heartbeat
 
     @property
     def run_id(self) -> str:
         return self.run_dir.name if self.run_dir else ""
 
     def start(self) -> Path:
-        """Make the run directory and start training in the background; return the directory."""
+        """Make the run directory, take the run (RunBusy if another process trains it), start training."""
         if self.run_dir is None:
             self.run_dir = self.store.create(self.config)
+        self._own()
         self._thread = threading.Thread(target=self._main_guarded, name=f"run-{self.run_id}", daemon=True)
         self._thread.start()
         return self.run_dir
+
+    def _own(self) -> None:
+        """Take the run's lock, clear what a previous attempt left, and start beating."""
+        if self._lock is None:  # else the launching process took it and prepared the directory
+            self._lock = RunLock.acquire(self.run_dir)
+            prepare(self.run_dir)
+        self._heartbeat = HeartbeatThread(self.run_dir, lambda: (self._step, self._total), self._check_stop).start()
+
+    def _check_stop(self) -> None:
+        if not self._stop.is_set() and stop_requested(self.run_dir):
+            self._stop.set()
 
     def stop(self) -> None:
         """Ask the run to end after its current step, with a checkpoint written."""
@@ -88,6 +100,16 @@ class Runner:
             pass
         return out
 
+    def _publish(self, event: Event) -> None:
+        """Hand an event to this process's readers (and note where the run stands for the heartbeat)."""
+        if isinstance(event, TrainProgress):
+            self._step = event.step
+        elif isinstance(event, RunStarted):
+            self._step, self._total = event.start_step, event.total_steps
+            if self._heartbeat is not None:
+                self._heartbeat.beat_soon()
+        self.events.put(event)
+
     # ------------------------------------------------------------ the thread
     def _main_guarded(self) -> None:
         """Run `_main`; whatever it raises, the run still ends with a recorded state and a `RunFinished`
@@ -105,16 +127,41 @@ class Runner:
                                   finished_at=datetime.now().isoformat(timespec="seconds")))
             if not self.resume and self.run_dir is not None:
                 _try(lambda: write_summary(self.run_dir, summary))
-            self.summary = summary
             self.events.put(LogLine("error", error))
-            self.events.put(RunFinished(summary))
+            try:
+                self._end(summary)  # followers, heartbeat and lock learn of the end too
+            except Exception:
+                self.summary = summary
+                self.events.put(RunFinished(summary))
 
     def _cleanup(self) -> None:
         """Release what `_main` started when it failed (a worker process subclass stops its workers)."""
 
     def _main(self) -> None:
-        self.summary = execute(self.config, self.run_dir, self.events.put, self._stop, resume=self.resume)
-        self.events.put(RunFinished(self.summary))
+        with open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8") as events:
+            def emit(event: Event) -> None:  # a few events a second, never one per step
+                events.write(event_line(event))
+                events.flush()
+                self._publish(event)
+
+            summary = execute(self.config, self.run_dir, emit, self._stop, resume=self.resume)
+        self._end(summary)
+
+    def _end(self, summary: RunSummary) -> None:
+        """The run is over and recorded: tell followers, stop beating, let go of the run."""
+        try:
+            with open(self.run_dir / EVENTS_FILE, "a", encoding="utf-8") as events:
+                events.write(event_line(RunFinished(summary)))
+        except OSError:
+            pass
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+        (self.run_dir / STOP_FILE).unlink(missing_ok=True)  # served; the directory keeps only its record
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+        self.summary = summary
+        self.events.put(RunFinished(summary))
 
 
 def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, resume: bool = False,
@@ -300,18 +347,3 @@ def _peak(trainer) -> float | None:
         return trainer.strategy.peak_memory_mib() if trainer is not None and trainer.strategy is not None else None
     except Exception:
         return None
-
-
-def create_runner(config: RunConfig, store: RunStore, *, run_dir: str | Path | None = None,
-                  node_rank: int = 0, isolated: bool = False) -> Runner:
-    """The right runner for a config: torchrun workers for ddp and hybrid; else a background thread,
-    or (`isolated`, as the app asks) one worker process, so that no UI work shares the training's GIL."""
-    if is_multi_process(config.strategy.name):
-        from tui_trainer.runs.launcher import DistributedRunner
-
-        return DistributedRunner(config, store, run_dir=run_dir, node_rank=node_rank)
-    if isolated:
-        from tui_trainer.runs.launcher import ProcessRunner
-
-        return ProcessRunner(config, store, run_dir=run_dir)
-    return Runner(config, store, run_dir=run_dir)

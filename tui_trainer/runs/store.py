@@ -11,6 +11,9 @@ from pathlib import Path
 
 from tui_trainer.config import RunConfig, load_config, save_preset
 from tui_trainer.config.errors import ConfigError, ConfigProblem, escape, format_value
+from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
+from tui_trainer.runs.metrics import last_step
+from tui_trainer.runs.protocol import CHECKPOINT_FILE, planned_steps, write_atomic
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -207,23 +210,33 @@ def read_record(run_dir: Path) -> RunRecord | None:
         return None
     data = read.summary
     status = escape(data.status)[:20] or "unknown"  # shown in a column: one short line, no terminal escapes
-    if status == "running" and not _alive(read.pid):
-        status = "interrupted"  # the process that ran it is gone without writing an end state
+    step, total = data.step, data.total_steps
+    if status in ("running", "stopped", "failed"):  # a resumed run is live again before its summary says so
+        status = run_status(run_dir, status)
+        if status in ("running", "interrupted"):  # where it stands (or stood when its process died)
+            beat = read_heartbeat(run_dir)
+            step = max(last_step(run_dir), beat.step if beat else 0) or step
+            total = (beat.total_steps if beat else 0) or planned_steps(run_dir) or total
     note = read.damage or ("" if read.found else f"no {SUMMARY_NAME}")
     return RunRecord(run_id=run_dir.name, path=run_dir, name=data.name, status=status,
-                     step=data.step, total_steps=data.total_steps,
+                     step=step, total_steps=total,
                      final_loss=data.final_loss, final_val_loss=data.final_val_loss,
                      samples_per_s=data.samples_per_s, wall_s=data.wall_s,
                      started_at=data.started_at, error=data.error, note=note)
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def resumable(run_dir: Path, recorded: str | None = None) -> str | None:
+    """None when `resume` may continue this run now; else the reason it may not, in words."""
+    run_dir = Path(run_dir)
+    if recorded is None:
+        recorded = read_summary(run_dir).status or None
+    owner = live_owner(run_dir)
+    if owner is not None:
+        return (f"the run is still training ({owner.describe()}): follow it with tui-trainer attach "
+                f"{run_dir.name}, or stop it with tui-trainer stop {run_dir.name}")
+    if recorded == "completed":
+        return "the run is already completed; start a new one with tui-trainer run"
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        status = "interrupted" if recorded in (None, "running") else recorded
+        return f"no checkpoint to resume from (status {status})"
+    return None

@@ -176,6 +176,7 @@ class Trainer:
         log_every = cfg.logging.every
         eval_every = cfg.train.eval_every
         ckpt_every = cfg.train.checkpoint_every
+        ckpt_seconds = cfg.train.checkpoint_minutes * 60  # looked at only at report time, not per step
         stop = self.stop
         total = self.total_steps
 
@@ -192,7 +193,7 @@ class Trainer:
         self._next_report = self.step + 1
         self._report_clock = time.perf_counter()
         self._report_step = self.step
-        self._started = time.perf_counter()
+        self._started = self._checkpointed_at = time.perf_counter()
         model.train()
 
         step = self.step
@@ -233,6 +234,8 @@ class Trainer:
                 stop_now = False
                 if step >= self._next_report:
                     stop_now = self._report()
+                    if ckpt_seconds and time.perf_counter() - self._checkpointed_at >= ckpt_seconds:
+                        self.save_checkpoint()
                 elif not multi:
                     stop_now = stop.is_set()
                 if eval_every and step % eval_every == 0:
@@ -414,6 +417,7 @@ class Trainer:
             "rng": rng_state(self.strategy.devices),
         }
         save_checkpoint(self.checkpoint_path, state)
+        self._checkpointed_at = time.perf_counter()
         self.emit(CheckpointSaved(self.step, str(self.checkpoint_path)))
 
     def _check_finite(self) -> None:

@@ -1,9 +1,11 @@
 """The Textual app: follows runs in the background, samples the machine, and hosts the screens.
 
-The app owns the runs it started (`live`): a 10 Hz timer drains every runner's event queue into its
-RunState and tells the current screen; a run keeps going when its dashboard is closed. The GPU
-sampler has its own thread; a 1 Hz timer copies its latest readings. The app never imports torch:
-runs train in their own worker processes, so the launch screen appears at once and the app stays small.
+The app follows the runs it started or attached to (`live`): a 10 Hz timer drains every runner's
+event queue into its RunState and tells the current screen; a run keeps going when its dashboard is
+closed. Runs train in detached processes of their own, so they also keep going when the app quits
+(the user is asked) or its terminal goes away (SIGHUP); `--stop-on-exit` stops them instead. The GPU
+sampler has its own thread; a 1 Hz timer copies its latest readings. The app never imports torch,
+so the launch screen appears at once and the app stays small.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from tui_trainer.config import Machine
-from tui_trainer.runs import Runner, RunStore, read_curves
+from tui_trainer.runs import Runner, RunStore, read_curves, resumable, resume_runner
 from tui_trainer.runs.metrics import METRICS_NAME
 from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
@@ -51,11 +53,15 @@ class TrainerApp(App[int]):
     ]
 
     def __init__(self, presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *,
-                 machine: Machine | None = None, sampler=None):
+                 machine: Machine | None = None, sampler=None, attach: Path | None = None,
+                 show_runs: bool = False, stop_on_exit: bool = False):
         super().__init__()
         self.presets_dir = Path(presets_dir)
         self.store = RunStore(runs_dir)
         self.initial_runner = runner
+        self.initial_attach = attach
+        self.show_runs = show_runs
+        self.stop_on_exit = stop_on_exit
         if machine is None:
             from tui_trainer.hardware import detect_machine
 
@@ -87,13 +93,21 @@ class TrainerApp(App[int]):
                 self._resume_live(live)
             else:
                 self._start_live(live)
+        elif self.initial_attach is not None:
+            self.attach_run(self.initial_attach)
+        elif self.show_runs:
+            self.action_show_runs()
 
     def _handle_hangup(self) -> None:
-        """A dropped SSH connection (SIGHUP) or a `kill` (SIGTERM) stops the runs cleanly before exiting."""
+        """A dropped SSH connection (SIGHUP) or a `kill` (SIGTERM) ends the app; its runs keep training.
+
+        There is no one left to ask: detached runs go on (with `--stop-on-exit` they stop cleanly first);
+        a run trained inside this process stops cleanly, as it cannot outlive it.
+        """
         try:
             loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, self.stop_runs_and_exit, True)
-            loop.add_signal_handler(signal.SIGTERM, self.stop_runs_and_exit)
+            loop.add_signal_handler(signal.SIGHUP, self.hang_up, True)
+            loop.add_signal_handler(signal.SIGTERM, self.hang_up, False)
             self._signals = (signal.SIGHUP, signal.SIGTERM)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal here
             pass
@@ -164,8 +178,8 @@ class TrainerApp(App[int]):
         """Continue a stopped run (from the runs screen): its dashboard opens with its earlier curve."""
         live = self.live.get(Path(run_dir).name)
         if live is not None:
-            ok, why = live.can_resume()
-            if not ok:
+            why = live.why_not_resumable()
+            if why:
                 self.notify(f"cannot resume: {why}", severity="warning")
                 return
             try:
@@ -175,11 +189,12 @@ class TrainerApp(App[int]):
                 return
             self.open_dashboard(live)
             return
-        if not (Path(run_dir) / "checkpoint.pt").exists():
-            self.notify("cannot resume: the run has no checkpoint", severity="warning")
+        why = resumable(Path(run_dir))
+        if why:
+            self.notify(f"cannot resume: {why}", severity="warning", timeout=8)
             return
         try:
-            runner = Runner.resume_run(run_dir, self.store, isolated=True)
+            runner = resume_runner(run_dir, self.store, isolated=True)
         except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
             self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
             return
@@ -200,11 +215,9 @@ class TrainerApp(App[int]):
         self.call_from_thread(self._resume_live, LiveRun(runner, self.store))
 
     def _resume_live(self, live: LiveRun) -> None:
-        from tui_trainer.runs import read_summary
-
-        status = read_summary(live.run_dir).status
-        if status == "completed":
-            self.notify("cannot resume: the run is completed", severity="warning")
+        why = resumable(live.run_dir)
+        if why:
+            self.notify(f"cannot resume: {why}", severity="warning", timeout=8)
             return
         live.state.run_id = live.run_id
         live.state.begin_resume()
@@ -212,14 +225,37 @@ class TrainerApp(App[int]):
         self.open_dashboard(live)
         self._load_and_start(live)
 
+    def attach_run(self, run_dir: Path) -> None:
+        """Open the live dashboard of a run another process trains (or one this app follows already)."""
+        live = self.live.get(Path(run_dir).name)
+        if live is not None and live.active:
+            self.open_dashboard(live)
+            return
+        try:
+            live = LiveRun.attach(run_dir, self.store)
+        except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
+            self.notify(f"cannot attach: {exc}", severity="error", timeout=8)
+            return
+        live.state.note("info", f"attached to the run in {live.run_dir}")
+        self.live[live.run_id] = live
+        self.open_dashboard(live)
+        self._load_and_start(live)
+
     @work(thread=True, exit_on_error=False)
     def _load_and_start(self, live: LiveRun) -> None:
-        """Read the run's earlier curve (off the UI thread), then start it from its checkpoint."""
+        """Read the run's earlier curve (off the UI thread), then start (or follow) it."""
         try:
             curves = read_curves(live.run_dir / METRICS_NAME)
             self.call_from_thread(live.state.prefill, curves.losses, curves.val_losses)
         finally:
-            self.call_from_thread(live.runner.start)
+            self.call_from_thread(self._start_runner, live)
+
+    def _start_runner(self, live: LiveRun) -> None:
+        try:
+            live.runner.start()
+        except Exception as exc:  # RunBusy: another process took the run meanwhile
+            live.state.note("error", f"cannot start: {exc}")
+            self.notify(f"cannot start: {exc}", severity="error", timeout=8)
 
     def open_dashboard(self, live: LiveRun) -> None:
         """Show a run's dashboard (the one already open, if it is)."""
@@ -241,7 +277,7 @@ class TrainerApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_request_quit(self) -> None:
-        """Quit; with a run active, ask first (y stops every run cleanly, then quits)."""
+        """Quit; with runs training, ask first: leave them training, stop them, or stay."""
         if self.quitting:
             return
         if isinstance(self.screen, ConfirmQuitScreen):
@@ -251,10 +287,35 @@ class TrainerApp(App[int]):
             self.quitting = True
             self.exit(0)
             return
-        self.push_screen(ConfirmQuitScreen(len(active)))
+        # Runs trained inside this process (a test's, an embedding's) cannot be left training.
+        can_leave = any(live.runner.detached for live in active)
+        self.push_screen(ConfirmQuitScreen(len(active), stop_only=self.stop_on_exit or not can_leave))
 
-    def stop_runs_and_exit(self, hangup: bool = False) -> None:
-        """Ask every active run to stop, wait for them in a worker, then exit 0.
+    def hang_up(self, hangup: bool) -> None:
+        """SIGHUP or SIGTERM: leave at once, runs left training (stopped first with --stop-on-exit)."""
+        if self.stop_on_exit:
+            self.stop_runs_and_exit(hangup)
+        else:
+            self.leave_runs_and_exit(hangup)
+
+    def leave_runs_and_exit(self, hangup: bool = False) -> None:
+        """Quit and leave the runs training in their own processes (`tui-trainer attach` finds them again).
+
+        A run trained inside this process cannot outlive it: that one is stopped cleanly first.
+        """
+        if self._exiting:
+            return
+        inside = [live for live in self.active_runs if not live.runner.detached]
+        if inside:
+            self.stop_runs_and_exit(hangup, inside)
+            return
+        self._exiting = self.quitting = True
+        if hangup:
+            os._exit(0)  # restoring a terminal that no longer exists can block; the runs are elsewhere
+        self.exit(0)
+
+    def stop_runs_and_exit(self, hangup: bool = False, runs: list[LiveRun] | None = None) -> None:
+        """Ask the active runs to stop, wait for them in a worker, then exit 0.
 
         After a hang-up the terminal is gone: once the runs have written their checkpoints and
         summaries the process leaves at once, as restoring a terminal that no longer exists can block.
@@ -262,13 +323,14 @@ class TrainerApp(App[int]):
         if self._exiting:
             return
         self._exiting = self.quitting = True
-        for live in self.active_runs:
+        runs = self.active_runs if runs is None else runs
+        for live in runs:
             live.stop()
-        self._wait_and_exit(hangup)
+        self._wait_and_exit(hangup, runs)
 
     @work(thread=True, exit_on_error=False, group="quit")
-    def _wait_and_exit(self, hangup: bool) -> None:
-        for live in list(self.live.values()):
+    def _wait_and_exit(self, hangup: bool, runs: list[LiveRun]) -> None:
+        for live in runs:
             live.runner.wait()
         if hangup:
             os._exit(0)
@@ -283,12 +345,13 @@ class TrainerApp(App[int]):
             loop.remove_signal_handler(sig)
 
 
-def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None) -> int:
-    """Open the app (on `runner`'s dashboard when given); return the exit code."""
-    app = TrainerApp(presets_dir, runs_dir, runner)
+def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *, attach: Path | None = None,
+            show_runs: bool = False, stop_on_exit: bool = False) -> int:
+    """Open the app (on `runner`'s dashboard, or the attached run's, when given); return the exit code."""
+    app = TrainerApp(presets_dir, runs_dir, runner, attach=attach, show_runs=show_runs, stop_on_exit=stop_on_exit)
     result = app.run()
     for live in app.live.values():  # the app ended some other way (an error in the UI): still stop cleanly
-        if live.runner.is_running():
+        if live.runner.is_running() and not live.runner.detached:
             live.stop()
             live.runner.wait()
     if app.return_code is not None and app.return_code != 0:
