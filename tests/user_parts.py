@@ -26,3 +26,25 @@ def line_datasets():
     train = torch.utils.data.TensorDataset(x[:80], y[:80])
     val = torch.utils.data.TensorDataset(x[80:], y[80:])
     return train, val
+
+
+class _SlowsDown(nn.Module):
+    """small_net whose training steps take 20 ms each (a stall: a slow disk, a busy core) after the 600th."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls > 600:
+                import time
+
+                time.sleep(0.02)
+        return self.net(x)
+
+
+def slows_down(in_features: int, out_features: int) -> nn.Module:
+    return _SlowsDown(in_features, out_features)

@@ -30,6 +30,8 @@ from tui_trainer.training.strategies import Strategy, make_strategy
 CHECKPOINT_NAME = "checkpoint.pt"
 TINY_STEP_WORK = 1_000_000  # parameters x micro-batch: below it, CPU runs use one torch thread
 REPORTS_PER_SECOND = 4  # how often losses leave the device: a few times a second at any step rate
+REPORT_AT_LEAST_EVERY_S = 1.0  # one process: report after this long even when the step rate has dropped
+RATE_WINDOW_S = 10.0  # samples/s on screen: over the last 10 s of the run's wall clock, everything included
 _NO_CONTEXT = contextlib.nullcontext()
 
 
@@ -159,6 +161,7 @@ class Trainer:
         self._report_clock = time.perf_counter()
         self._report_step = self.step
         self._started = time.perf_counter()
+        self._rate_marks = collections.deque([(self._started, self.step)])  # (time, step) at each report
         prev_scale = scaler.get_scale() if scaler else None
         model.train()
 
@@ -206,7 +209,10 @@ class Trainer:
                     self._pending_steps.append(step)
                     self._pending_losses.append(step_loss)
                 stop_now = False
-                if step >= self._next_report:
+                # One process also reports by the clock, so a slowdown never leaves a stale rate on screen
+                # (ranks of a multi-process run must agree on the report step: they go by step count).
+                if step >= self._next_report or (
+                        not multi and time.perf_counter() - self._report_clock > REPORT_AT_LEAST_EVERY_S):
                     stop_now = self._report()
                 elif not multi:
                     stop_now = stop.is_set()
@@ -283,7 +289,15 @@ class Trainer:
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
             self._grad_norms = []
-        rate = steps_done / window if window > 0 else 0.0
+        # The run's throughput over the last RATE_WINDOW_S of wall clock (since the start before that):
+        # evaluations, checkpoints, event writes and stalls all count, as in the summary's figure.
+        marks = self._rate_marks
+        marks.append((now, self.step))
+        while len(marks) > 2 and now - marks[1][0] >= RATE_WINDOW_S:
+            marks.popleft()
+        since, since_step = marks[0]
+        rate_window = now - since
+        rate = (self.step - since_step) / rate_window if rate_window > 0 else 0.0
         elapsed = now - self._started
         run_rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total_steps - self.step) / run_rate if run_rate > 0 else float("inf")
@@ -293,7 +307,8 @@ class Trainer:
             for d in self.strategy.devices if d.type == "cuda")
         event = TrainProgress(self.step, self.epoch, steps, tuple(losses), self.optimizer.param_groups[0]["lr"],
                               rate * self.samples_per_step, elapsed, eta, grad_norm,
-                              self.scaler.get_scale() if self.scaler else None, self.skipped_steps, memory)
+                              self.scaler.get_scale() if self.scaler else None, self.skipped_steps, memory,
+                              rate_window)
         self.emit(event)
         if self.tensorboard is not None:
             for s, value in zip(steps, losses):
