@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import threading
 
 import numpy as np
@@ -344,3 +345,28 @@ def test_samples_per_s_is_the_runs_steps_over_its_wall_clock_and_never_stale(run
     assert max(gaps) < 3.0, gaps  # generous: 1 s plus one 20 ms step, on a busy machine
     # the summary's figure is the whole run's: samples trained over the training's wall time
     assert summary.samples_per_s == pytest.approx(800 * samples_per_step / progress[-1].elapsed_s, rel=0.1)
+
+
+def test_auto_threads_are_measured_on_the_runs_step_and_said_in_its_notes_without_changing_its_training(tmp_path):
+    # digits-classify's shape: 17,226 parameters x batch 64, between "tiny" (one thread, no question)
+    # and "compute-bound" (every core): there the run times its own step each way before training.
+    config = make_config(data={"dataset": "digits", "batch_size": 64}, model={"hidden": [128, 64], "dropout": 0.1},
+                         train={"max_steps": 30, "threads": 0})
+    trainer = Trainer(config, tmp_path / "auto", lambda event: None, threading.Event())
+    trainer.build()
+    (note,) = [n for n in trainer.notes if n.startswith("train.threads = 0")]
+    chosen = torch.get_num_threads()
+    assert f"train.threads = 0: {chosen} thread" in note and "ms/step with 1 and" in note, note
+    assert trainer.train() == "completed"
+    auto = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    # the measurement trained copies and restored the RNG: the run is the one it would have been
+    fixed = replace(config, train=replace(config.train, threads=chosen))
+    assert_same_weights(auto, trained_weights(fixed, tmp_path / "fixed"), 0.0)
+
+
+def test_a_tiny_step_takes_one_thread_and_says_why():
+    from tui_trainer.training.threads import choose_threads
+
+    choice = choose_threads(753 * 32, step=None, default=2)
+    assert choice.threads == 1 and "a tiny step" in choice.reason
+    assert choose_threads(10**9, step=None, default=2).threads == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import math
 import threading
 import time
@@ -20,15 +21,15 @@ from torch.nn import functional as F
 
 from tui_trainer.config.schema import RunConfig
 from tui_trainer.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from tui_trainer.training.data import load_task_data, make_loader, plan_epoch, steps_per_epoch
+from tui_trainer.training.data import DeviceLoader, load_task_data, make_loader, plan_epoch, steps_per_epoch
 from tui_trainer.training.events import CheckpointSaved, EvalResult, Event, LogLine, RunStarted, TrainProgress
 from tui_trainer.training.models import build_model, parameter_count
 from tui_trainer.training.optim import build_optimizer, load_optimizer_state, lr_at
 from tui_trainer.training.precision import get_precision
 from tui_trainer.training.strategies import Strategy, make_strategy
+from tui_trainer.training.threads import choose_threads
 
 CHECKPOINT_NAME = "checkpoint.pt"
-TINY_STEP_WORK = 1_000_000  # parameters x micro-batch: below it, CPU runs use one torch thread
 REPORTS_PER_SECOND = 4  # how often losses leave the device: a few times a second at any step rate
 REPORT_AT_LEAST_EVERY_S = 1.0  # one process: report after this long even when the step rate has dropped
 RATE_WINDOW_S = 10.0  # samples/s on screen: over the last 10 s of the run's wall clock, everything included
@@ -107,13 +108,16 @@ class Trainer:
                              f"{world} processes; lower strategy.devices")
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.samples_per_step = self.data.train_size / self.steps_per_epoch
-        if (not cfg.train.threads and self.device.type == "cpu"
-                and self.parameters * self.micro_batch < TINY_STEP_WORK):
-            # A tiny step gains nothing from intra-op threads, and their spin-waits collapse throughput
-            # (35k -> 450 samples/s measured) as soon as another process wants a core.
-            torch.set_num_threads(1)
+        thread_note: tuple[str, ...] = ()
+        if not cfg.train.threads and self.device.type == "cpu":
+            # Measured on this run's step where a threshold cannot tell (training/threads.py), with the
+            # RNG restored afterwards so that the run trains exactly as it would have.
+            with torch.random.fork_rng(devices=[]):
+                choice = choose_threads(self.parameters * self.micro_batch, self._thread_probe())
+            torch.set_num_threads(choice.threads)
+            thread_note = (choice.reason,)
         self.device_name = strategy.describe()
-        self.notes = strategy.notes()
+        self.notes = strategy.notes() + thread_note
         if self.resume and self.checkpoint_path.exists():
             self._load(load_checkpoint(self.checkpoint_path))
         self.start_step = self.step
@@ -127,6 +131,25 @@ class Trainer:
             except ImportError:
                 self.emit(LogLine("warning", "logging.tensorboard is on but tensorboard is not installed: "
                                              "pip install tensorboard (continuing without it)"))
+
+    def _thread_probe(self) -> Callable[[], None] | None:
+        """One training step on copies of the model and optimizer, on a real micro-batch; None with
+        several processes or a DataLoader (the thread choice then goes by thresholds)."""
+        if self.strategy.world_size > 1 or not isinstance(self.loader, DeviceLoader):
+            return None
+        model = copy.deepcopy(self.model)
+        optimizer = build_optimizer(self.config.optimizer, model.parameters())
+        x, y = self.loader.x[:self.micro_batch], self.loader.y[:self.micro_batch]
+        autocast, loss_fn = self.precision.autocast(self.device), self.loss_fn
+
+        def step() -> None:
+            with autocast:
+                out = model(x)
+            loss_fn(out.float(), y).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return step
 
     # ------------------------------------------------------------------ run
     def train(self) -> str:
