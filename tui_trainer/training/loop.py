@@ -225,7 +225,8 @@ class Trainer:
                     prev_scale = scale
                 else:
                     optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+                for param in params:  # optimizer.zero_grad(set_to_none=True) without its profiler scope
+                    param.grad = None
                 step += 1
                 self.step = step
                 if step % log_every == 0:
@@ -345,31 +346,27 @@ class Trainer:
         model = self.strategy.eval_model(self.model)
         model.eval()
         classification = self.data.task == "classification"
-        loss_sum = torch.zeros((), device=self.strategy.output_device)
-        stat_a = torch.zeros((), device=self.strategy.output_device)  # correct answers, or squared error
-        y_sum = torch.zeros((), device=self.strategy.output_device)
-        y_sq = torch.zeros((), device=self.strategy.output_device)
-        count = 0
+        # Only what the figures need, read in one host sync: the loss sum, and for classification the
+        # correct answers. For regression the loss is the squared error, which R^2 needs; the spread of
+        # the targets about their mean is a constant of the split, computed at the first evaluation.
+        sums, count = [], 0
         with self.precision.autocast(self.device):
             for x, y in self.loader.val_batches():
                 out = model(x).float()
                 y = y.to(out.device)
-                loss_sum += self.loss_fn(out, y, reduction="sum")
-                if classification:
-                    stat_a += (out.argmax(dim=1) == y).sum()
-                else:
-                    stat_a += ((out - y) ** 2).sum()
-                    y_sum += y.sum()
-                    y_sq += (y * y).sum()
+                loss = self.loss_fn(out, y, reduction="sum")
+                sums.append(torch.stack([loss, (out.argmax(dim=1) == y).sum().float()]) if classification else loss)
                 count += len(y)
         model.train()
-        loss_sum, stat_a, y_sum, y_sq = torch.stack([loss_sum, stat_a, y_sum, y_sq]).tolist()
-        val_loss = loss_sum / count
+        figures = (sums[0] if len(sums) == 1 else torch.stack(sums).sum(0)).tolist()
         if classification:
-            metric = stat_a / count
+            loss_sum, correct = figures
+            metric = correct / count
         else:
-            total_var = y_sq - y_sum * y_sum / count  # sum of squares about the mean
-            metric = 1.0 - stat_a / total_var if total_var > 0 else float("nan")
+            loss_sum = figures
+            total_var = self._val_spread()
+            metric = 1.0 - loss_sum / total_var if total_var > 0 else float("nan")
+        val_loss = loss_sum / count
         self.last_val_loss, self.last_metric = val_loss, metric
         self._evaluated_at = self.step
         if self.best_val_loss is None or val_loss < self.best_val_loss:
@@ -378,6 +375,18 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.add_scalar("loss/val", val_loss, self.step)
             self.tensorboard.add_scalar(f"metric/{self.metric_name}", metric, self.step)
+
+    def _val_spread(self) -> float:
+        """The validation targets' sum of squares about their mean (R^2's denominator), once per run."""
+        if getattr(self, "_spread", None) is None:
+            y_sum = y_sq = 0.0
+            count = 0
+            for _, y in self.loader.val_batches():
+                y = y.float()
+                y_sum, y_sq = y_sum + y.sum().item(), y_sq + (y * y).sum().item()
+                count += len(y)
+            self._spread = y_sq - y_sum * y_sum / count
+        return self._spread
 
     # ----------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:
