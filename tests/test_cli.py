@@ -165,3 +165,14 @@ def test_domain_packages_never_import_textual():
             "print('textual' in sys.modules, 'rich' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.strip() == "False False", result.stderr
+
+
+def test_a_headless_run_never_imports_torch_compile_machinery(tmp_path):
+    # torch's optimizers import torch._dynamo (as slow as importing torch) at their first call unless
+    # built as tui-trainer builds them: a run pays only for what it uses.
+    code = ("import sys\nfrom tui_trainer.cli.main import main\n"
+            f"code = main(['run', 'cpu-quick', '--headless', '--runs-dir', {str(tmp_path)!r}, '--set', "
+            "'train.max_steps=30', '--set', 'train.checkpoint_every=10'])\n"
+            "print('exit', code, 'dynamo', 'torch._dynamo' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert "exit 0 dynamo False" in result.stdout, result.stdout + result.stderr
