@@ -4,8 +4,9 @@
   its usual work on: an evaluation at each epoch end (and at `eval_every`), metrics.jsonl, the
   checkpoint at the end. Its clock runs from `RunStarted` to `RunFinished`, so all of that counts.
 - seed-style loop: `TensorDataset` + `DataLoader(shuffle=True)`, `loss.item()` every step.
-- best hand-written loop: data on the device once, batches sliced from a per-epoch permutation,
-  losses kept on the device and read once per epoch.
+- best hand-written loop: the thread count an expert picks for the job (jobs.py), data on the
+  device once, batches sliced from a per-epoch permutation, the validation loss at each epoch end
+  (as tui-trainer and Lightning validate), losses kept on the device and read once per epoch.
 - Lightning: `lightning.Trainer` with the same module, fed a `DataLoader(shuffle=True)` as usual,
   validating each epoch like tui-trainer; no logger, progress bar or checkpoint callback (all
   cheaper for it), then one `save_checkpoint` at the end. Its clock runs from `on_train_start`
@@ -107,14 +108,16 @@ def _sync(device: torch.device) -> None:
 
 # ------------------------------------------------------------------------------------------ the loops
 def best_loop(config: RunConfig, data, device: torch.device, fused: bool = False) -> dict:
-    """Data on the device once; per-epoch permutation; losses stay on the device, read once per epoch.
+    """Data on the device once; per-epoch permutation; the validation loss at each epoch end, as every
+    run needs one; losses stay on the device, read once per epoch.
 
     `fused`: the same loop with the optimizer's fused kernel (`fused=True`), as tui-trainer builds it.
     """
     kit = Kit(config.train.precision, device)
-    x_tr, y_tr, _, _ = data.tensors
+    x_tr, y_tr, x_va, y_va = data.tensors
     x = x_tr.to(device, dtype=kit.param_dtype)
     y = y_tr.to(device)
+    x_val, y_val = x_va.to(device, dtype=kit.param_dtype), y_va.to(device)
     model, optimizer = _model_and_optimizer(config, data, device, kit, fused=True if fused else None)
     loss_fn = _loss_fn(data)
     batch = config.data.batch_size
@@ -137,7 +140,14 @@ def best_loop(config: RunConfig, data, device: torch.device, fused: bool = False
             step += 1
             if step == total:
                 break
-        final = torch.stack(losses).mean().item()  # the one host sync of the epoch
+        if len(x_val):
+            model.eval()
+            with torch.no_grad(), kit.autocast():
+                losses.append(loss_fn(model(x_val).float(), y_val))
+            model.train()
+        figures = torch.stack(losses).tolist()  # the epoch's one host sync: its losses and the val loss
+        train_losses = figures[:-1] if len(x_val) else figures
+        final = sum(train_losses) / len(train_losses)
     seconds = time.perf_counter() - started
     return {"seconds": seconds, "steps": step, "samples": _samples(n, batch, step), "final_loss": final}
 

@@ -6,7 +6,8 @@ from common import Section, alternating, get_worker, release, fmt, median, quiet
 from jobs import Job
 
 LABELS = {"tui-trainer": "tui-trainer", "best": "best hand-written loop", "seed": "seed-style loop",
-          "lightning": "PyTorch Lightning", "best-fused": "best loop + fused optimizer"}
+          "lightning": "PyTorch Lightning", "best-fused": "best loop + fused optimizer",
+          "best-default-threads": "best loop, torch's default threads"}
 
 
 class Pool:
@@ -120,8 +121,11 @@ def section(job: Job, pool: Pool, log, contestants: list[str] | None = None, gpu
                          "cost shows against it, and the gain any loop gets from fusing shows against the best loop")
     sec.notes.append("final loss: the mean training loss over the last epoch (each contestant shuffles with its "
                      "own generator, so the trajectories differ)")
-    sec.notes.append("threads: torch's intra-op threads during the run (tui-trainer picks 1 on the CPU when "
-                     "parameters x batch is under 10^6; the hand-written loops and Lightning keep torch's default)")
+    sec.notes.append(f"threads: torch's intra-op threads during the run. The best hand-written loop (and its fused "
+                     f"variant) uses what a PyTorch expert picks for this job: {job.best_threads_why}. "
+                     "tui-trainer decides itself (train.threads = 0: 1 thread when parameters x batch is under 10^6, "
+                     "torch's default above 10^8, measured in between); the seed-style loop, Lightning and "
+                     "\"best loop, torch's default threads\" keep torch's default")
     sec.notes.append("other load: the share of the machine's CPU used by other processes during the repeat "
                      "(figures taken above ~10% are noisy)")
     return sec

@@ -23,6 +23,7 @@ from common import RESULT_PREFIX  # noqa: E402
 
 _DATA: dict[str, object] = {}
 _WARM: set[str] = set()
+_DEFAULT_THREADS: list[int] = []  # torch's own thread count in this process, before any run changed it
 
 
 def _answer(result: dict) -> None:
@@ -47,13 +48,19 @@ def run(command: dict, scratch: Path) -> dict:
 
     job, name = command["job"], command["contestant"]
     config = c.load_job(job)
+    if not _DEFAULT_THREADS:
+        _DEFAULT_THREADS.append(torch.get_num_threads())
+    # The best loop takes the thread count an expert picks for the job (jobs.py says which and why);
+    # "best-default-threads", the seed-style loop and Lightning keep torch's default, as most loops do.
+    expert = name in ("best", "best-fused") and job.get("best_threads")
+    torch.set_num_threads(expert or _DEFAULT_THREADS[0])
     device = torch.device("cuda", 0) if job["device"] == "cuda" else torch.device("cpu")
 
     def once(cfg) -> dict:
         if name == "tui-trainer":
             return c.tui_trainer_run(cfg, scratch)
         data = _data(job, cfg)
-        if name in ("best", "best-fused"):
+        if name in ("best", "best-fused", "best-default-threads"):
             return c.best_loop(cfg, data, device, fused=name == "best-fused")
         if name == "seed":
             return c.seed_loop(cfg, data, device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import threading
 
 import numpy as np
@@ -307,3 +308,65 @@ def test_events_survive_the_trip_through_a_worker_event_file():
     finished = RunFinished(RunSummary("id", "name", "stopped", step=10, notes=("a", "b")))
     assert event_from_json(event_to_json(progress)) == progress
     assert event_from_json(event_to_json(finished)) == finished
+
+
+def test_samples_per_s_is_the_runs_steps_over_its_wall_clock_and_never_stale(runs_dir, monkeypatch):
+    """The figure on screen is the run's throughput over a stated wall-clock window, stalls included.
+
+    The window is shortened to 1 s for the test (10 s in a real run). Steps and times are the run's
+    own: each progress event's step and elapsed seconds since its first step.
+    """
+    from tui_trainer.training import loop
+    from tui_trainer.training.events import TrainProgress
+
+    monkeypatch.setattr(loop, "RATE_WINDOW_S", 1.0)
+    # 600 fast steps (thousands a second), then 200 steps of 20 ms: the rate falls 10-fold mid-run.
+    config = make_config("slows", model={"name": "tests.user_parts:slows_down"}, train={"max_steps": 800},
+                         data={"batch_size": 32})
+    summary, _, events = run_to_end(config, runs_dir)
+    assert summary.status == "completed"
+    progress = [e for e in events if isinstance(e, TrainProgress)]
+    started = next(e for e in events if type(e).__name__ == "RunStarted")
+    samples_per_step = started.train_samples / started.steps_per_epoch
+    marks = [(0.0, 0)] + [(p.elapsed_s, p.step) for p in progress]
+    for p in progress:
+        assert 0 < p.rate_window_s <= p.elapsed_s + 1e-9
+        # the run's own step count at the start of the window the figure says it covers
+        begin = p.elapsed_s - p.rate_window_s
+        (_, step_then), = [(t, s) for t, s in marks if abs(t - begin) < 1e-6]
+        expected = (p.step - step_then) * samples_per_step / p.rate_window_s
+        assert p.samples_per_s == pytest.approx(expected, rel=0.01)  # margin: 1 %
+        if p.elapsed_s > 2.0:  # once the run is older than the window, the window is the last ~1 s
+            assert 1.0 <= p.rate_window_s < 2.5
+    # the slow end is what the last figure shows: about 50 steps/s, not the thousands of the start
+    assert progress[-1].samples_per_s < 100 * samples_per_step
+    # a slowdown never leaves a stale figure: one process reports at least every second
+    gaps = [b.elapsed_s - a.elapsed_s for a, b in zip(progress, progress[1:])]
+    assert max(gaps) < 3.0, gaps  # generous: 1 s plus one 20 ms step, on a busy machine
+    # the summary's figure is the whole run's: samples trained over the training's wall time
+    assert summary.samples_per_s == pytest.approx(800 * samples_per_step / progress[-1].elapsed_s, rel=0.1)
+
+
+def test_auto_threads_are_measured_on_the_runs_step_and_said_in_its_notes_without_changing_its_training(tmp_path):
+    # digits-classify's shape: 17,226 parameters x batch 64, between "tiny" (one thread, no question)
+    # and "compute-bound" (every core): there the run times its own step each way before training.
+    config = make_config(data={"dataset": "digits", "batch_size": 64}, model={"hidden": [128, 64], "dropout": 0.1},
+                         train={"max_steps": 30, "threads": 0})
+    trainer = Trainer(config, tmp_path / "auto", lambda event: None, threading.Event())
+    trainer.build()
+    (note,) = [n for n in trainer.notes if n.startswith("train.threads = 0")]
+    chosen = torch.get_num_threads()
+    assert f"train.threads = 0: {chosen} thread" in note and "ms/step with 1 and" in note, note
+    assert trainer.train() == "completed"
+    auto = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    # the measurement trained copies and restored the RNG: the run is the one it would have been
+    fixed = replace(config, train=replace(config.train, threads=chosen))
+    assert_same_weights(auto, trained_weights(fixed, tmp_path / "fixed"), 0.0)
+
+
+def test_a_tiny_step_takes_one_thread_and_says_why():
+    from tui_trainer.training.threads import choose_threads
+
+    choice = choose_threads(753 * 32, step=None, default=2)
+    assert choice.threads == 1 and "a tiny step" in choice.reason
+    assert choose_threads(10**9, step=None, default=2).threads == 2

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pynvml
 import pytest
+from textual.geometry import Region
 
 from tests.conftest import PRESETS, ROOT, make_config
 from tests.fake_nvml import FakeNvml
@@ -35,7 +36,7 @@ from tui_trainer.ui.widgets.gpu_panel import GpuPanel
 from tui_trainer.ui.widgets.options_pane import OptionsPane
 from tui_trainer.ui.widgets.preset_list import PresetList
 from tui_trainer.ui.widgets.runs_table import RunsTable
-from tui_trainer.ui.widgets.spark_plot import BARS, SparkPlot, plot_rows
+from tui_trainer.ui.widgets.spark_plot import BARS, SparkPlot
 
 CPU_MACHINE = Machine((), 2, "no NVIDIA GPU detected: NVML library not found")
 TWO_GPUS = Machine((VisibleGpu(0, "NVIDIA A100-SXM4-40GB", (8, 0), 40960),
@@ -114,6 +115,11 @@ def pane(app) -> OptionsPane:
     return app.screen.query_one(OptionsPane)
 
 
+def drawn(widget) -> str:
+    """The characters a widget last drew on the screen, its rows joined by newlines."""
+    return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, *widget.size)))
+
+
 # ------------------------------------------------------------------ launch screen
 async def test_launch_screen_shows_cpu_only_presets_and_focuses_the_default(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
@@ -160,14 +166,13 @@ async def test_a_preset_that_cannot_be_read_shows_its_error_not_the_previous_opt
         await pilot.pause()
         presets = app.screen.query_one(PresetList)
         await pilot.press(*["down"] * [e.name for e in presets.entries].index("typo"))
-        await pilot.pause()
         options = pane(app)
-        assert options.entry.name == "typo"
+        await wait_for(pilot, lambda: options.entry.name == "typo", "the typo preset")
+        await wait_for(pilot, lambda: 'train.precision = "fp17"' in str(options.query_one("#problems").render()),
+                       "its error")
         assert not any(row.display for row in options.query(".row")), "no option rows from another preset"
-        assert 'train.precision = "fp17"' in str(options.query_one("#problems").render())
         await pilot.press("up")
-        await pilot.pause()
-        assert all(row.display for row in options.query(".row"))
+        await wait_for(pilot, lambda: all(row.display for row in options.query(".row")), "the option rows back")
 
 
 async def test_changing_precision_and_accumulation_revalidates_at_once(presets_dir, runs_dir):
@@ -190,7 +195,7 @@ async def test_changing_precision_and_accumulation_revalidates_at_once(presets_d
         await pilot.press("escape")
         await pilot.press("escape")  # back to the presets
         await pilot.press("enter")  # start: refused, the run does not begin
-        await pilot.pause()
+        await wait_for(pilot, lambda: app.screen.query_one(PresetList).has_focus, "the presets")
         assert isinstance(app.screen, LaunchScreen)
         assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
@@ -242,7 +247,7 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
         first = live.state.train_loss.count
         await wait_for(pilot, lambda: live.state.train_loss.count > first + 50, "more losses")
         assert len(plot.values) > 1
-        assert any(ch in "".join(plot_rows(plot.values, 40, 3)) for ch in BARS)
+        await wait_for(pilot, lambda: any(ch in drawn(plot) for ch in BARS), "bars drawn in the loss plot")
         assert "running" in str(dashboard.query_one("#progress").render())
         await pilot.resize_terminal(140, 45)  # a resize keeps the layout sane: the plot takes the room
         await wait_for(pilot, lambda: plot.size.width > 100, "the plot to widen")
@@ -322,8 +327,8 @@ async def test_a_failing_run_is_shown_not_crashing_the_app(presets_dir, runs_dir
         await wait_for(pilot, lambda: live.state.status == "failed", "the run to fail")
         log = "\n".join(text for _, text in live.state.log)
         assert "this model cannot be built" in log
-        await pilot.pause(0.3)
-        assert "failed" in str(app.screen.query_one("#progress").render())
+        await wait_for(pilot, lambda: "failed" in str(app.screen.query_one("#progress").render()),
+                       "failed on the progress line")
         await pilot.press("escape", "q")
     assert app.return_code == 0
 
@@ -413,7 +418,7 @@ async def test_gpu_list_and_dashboard_panels_with_fake_nvml(presets_dir, runs_di
     app = make_app(presets_dir, runs_dir, machine=TWO_GPUS, sampler=sampler)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: len(app.machine_view.gpus) == 2, "two GPU samples")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "GPU 1" in str(app.screen.query_one(GpuList).render()), "both GPUs listed")
         text = str(app.screen.query_one(GpuList).render())
         assert "GPU 0" in text and "GPU 1" in text and "A100" in text and "55°C" in text
         assert "no NVIDIA GPU" not in text

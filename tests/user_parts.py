@@ -31,6 +31,8 @@ def line_datasets():
 # Mistakes a user makes in their own parts: each must fail the run with a message naming the callable.
 def raising_dataset():
     raise ValueError("cannot find my.csv")
+
+
 class _FailsAtCall(nn.Module):
     """A user model whose forward raises at its Nth call: a fault injected at one seam, the model."""
 
@@ -94,5 +96,29 @@ def wide_model(in_features: int, out_features: int) -> nn.Module:
 
 
 not_callable = 42
+
+
 def interrupting_dataset():
     raise KeyboardInterrupt
+
+
+class _SlowsDown(nn.Module):
+    """small_net whose training steps take 20 ms each (a stall: a slow disk, a busy core) after the 600th."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+        self.calls = 0
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls > 600:
+                import time
+
+                time.sleep(0.02)
+        return self.net(x)
+
+
+def slows_down(in_features: int, out_features: int) -> nn.Module:
+    return _SlowsDown(in_features, out_features)

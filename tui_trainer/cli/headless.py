@@ -156,7 +156,8 @@ class _State:
         if self.eval is not None:
             parts.append(f"val {self.eval.val_loss:.4g}")
             parts.append(f"{self.eval.metric_name} {self.eval.metric:.3f}")
-        parts.append(f"{p.samples_per_s:,.0f} samples/s")
+        window = f"{p.rate_window_s:.1f}s" if p.rate_window_s < 9.95 else format_seconds(p.rate_window_s)
+        parts.append(f"{p.samples_per_s:,.0f} samples/s (last {window})")
         if p.scaler_scale is not None:
             parts.append(f"scale {p.scaler_scale:g} skipped {p.skipped_steps}")
         parts.append(f"ETA {fmt.seconds(p.eta_s)}")
@@ -172,7 +173,8 @@ def summary_text(summary, run_dir) -> str:
         f"{summary.status}: {summary.name} at step {summary.step}/{summary.total_steps} in "
         f"{fmt.seconds(summary.wall_s)}",
         f"  final loss {figure(summary.final_loss)}  val loss {figure(summary.final_val_loss)}  "
-        f"{summary.metric_name or 'metric'} {figure(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
+        f"{summary.metric_name or 'metric'} {figure(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s "
+        "over the run",
         f"  run directory: {run_dir}",
     ]
     if summary.skipped_steps:

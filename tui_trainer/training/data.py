@@ -160,6 +160,8 @@ def plan_epoch(n: int, seed: int, epoch: int, batch_size: int, accumulate: int,
         order = order.to(device)  # indices placed once per epoch, not once per batch
     global_batch = batch_size * accumulate * world_size
     count = steps_per_epoch(n, global_batch, world_size)
+    if accumulate == 1 and world_size == 1:  # the common case: one micro-batch of weight 1 per step
+        return StepPlan(tuple((m,) for m in order.split(global_batch)[:count]), ((1.0,),) * count)
     steps, weights = [], []
     for step_indices in order.split(global_batch)[:count]:
         share = torch.tensor_split(step_indices, world_size)[rank] if world_size > 1 else step_indices

@@ -44,6 +44,9 @@ class TrainProgress:
     # Per CUDA device of the training process: (torch index, allocated, reserved, peak allocated) in MiB.
     # The app shows these in its memory panels: the training may run in another process than the app.
     device_memory: tuple[tuple[int, float, float, float], ...] = ()
+    # The wall-clock seconds `samples_per_s` is measured over: the last 10 s of the run (less at its
+    # start), evaluations, checkpoints and stalls included.
+    rate_window_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

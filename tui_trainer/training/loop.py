@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import math
 import threading
 import time
@@ -27,16 +28,18 @@ from tui_trainer.training.checkpoint import (
     save_rank_rng,
     set_rng_state,
 )
-from tui_trainer.training.data import load_task_data, make_loader, plan_epoch, steps_per_epoch
+from tui_trainer.training.data import DeviceLoader, load_task_data, make_loader, plan_epoch, steps_per_epoch
 from tui_trainer.training.events import CheckpointSaved, EvalResult, Event, LogLine, RunStarted, TrainProgress
 from tui_trainer.training.models import build_model, parameter_count
 from tui_trainer.training.optim import build_optimizer, load_optimizer_state, lr_at
 from tui_trainer.training.precision import make_precision
 from tui_trainer.training.strategies import Strategy, make_strategy
+from tui_trainer.training.threads import choose_threads
 
 CHECKPOINT_NAME = "checkpoint.pt"
-TINY_STEP_WORK = 1_000_000  # parameters x micro-batch: below it, CPU runs use one torch thread
 REPORTS_PER_SECOND = 4  # how often losses leave the device: a few times a second at any step rate
+REPORT_AT_LEAST_EVERY_S = 1.0  # one process: report after this long even when the step rate has dropped
+RATE_WINDOW_S = 10.0  # samples/s on screen: over the last 10 s of the run's wall clock, everything included
 _NO_CONTEXT = contextlib.nullcontext()
 
 
@@ -125,13 +128,16 @@ class Trainer:
                              "lower data.batch_size")
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.samples_per_step = self.data.train_size / self.steps_per_epoch
-        if (not cfg.train.threads and self.device.type == "cpu"
-                and self.parameters * self.micro_batch < TINY_STEP_WORK):
-            # A tiny step gains nothing from intra-op threads, and their spin-waits collapse throughput
-            # (35k -> 450 samples/s measured) as soon as another process wants a core.
-            torch.set_num_threads(1)
+        thread_note: tuple[str, ...] = ()
+        if not cfg.train.threads and self.device.type == "cpu":
+            # Measured on this run's step where a threshold cannot tell (training/threads.py), with the
+            # RNG restored afterwards so that the run trains exactly as it would have.
+            with torch.random.fork_rng(devices=[]):
+                choice = choose_threads(self.parameters * self.micro_batch, self._thread_probe())
+            torch.set_num_threads(choice.threads)
+            thread_note = (choice.reason,)
         self.device_name = strategy.describe()
-        self.notes = strategy.notes()
+        self.notes = strategy.notes() + thread_note
         if self.resume and self.checkpoint_path.exists():
             self._load(load_checkpoint(self.checkpoint_path))
         self.start_step = self.step
@@ -157,6 +163,24 @@ class Trainer:
         if epoch is not None and within is not None and (epoch, within) != divmod(step, self.steps_per_epoch):
             raise ValueError(f"{where}: step {step} is epoch {epoch} step {within}, but this run's config has "
                              f"{self.steps_per_epoch} steps per epoch; the checkpoint does not belong to it")
+    def _thread_probe(self) -> Callable[[], None] | None:
+        """One training step on copies of the model and optimizer, on a real micro-batch; None with
+        several processes or a DataLoader (the thread choice then goes by thresholds)."""
+        if self.strategy.world_size > 1 or not isinstance(self.loader, DeviceLoader):
+            return None
+        model = copy.deepcopy(self.model)
+        optimizer = build_optimizer(self.config.optimizer, model.parameters())
+        x, y = self.loader.x[:self.micro_batch], self.loader.y[:self.micro_batch]
+        autocast, loss_fn = self.precision.autocast(), self.loss_fn
+
+        def step() -> None:
+            with autocast:
+                out = model(x)
+            loss_fn(out.float(), y).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        return step
 
     # ------------------------------------------------------------------ run
     def train(self) -> str:
@@ -194,6 +218,7 @@ class Trainer:
         self._report_clock = time.perf_counter()
         self._report_step = self.step
         self._started = self._checkpointed_at = time.perf_counter()
+        self._rate_marks = collections.deque([(self._started, self.step)])  # (time, step) at each report
         model.train()
 
         step = self.step
@@ -225,14 +250,18 @@ class Trainer:
                     unscale(optimizer)
                     self._grad_norms.append(nn.utils.clip_grad_norm_(params, clip))
                 optimizer_step(optimizer)  # the precision's: fp16 may skip it, counted on the device
-                optimizer.zero_grad(set_to_none=True)
+                for param in params:  # optimizer.zero_grad(set_to_none=True) without its profiler scope
+                    param.grad = None
                 step += 1
                 self.step = step
                 if step % log_every == 0:
                     self._pending_steps.append(step)
                     self._pending_losses.append(step_loss)
                 stop_now = False
-                if step >= self._next_report:
+                # One process also reports by the clock, so a slowdown never leaves a stale rate on screen
+                # (ranks of a multi-process run must agree on the report step: they go by step count).
+                if step >= self._next_report or (
+                        not multi and time.perf_counter() - self._report_clock > REPORT_AT_LEAST_EVERY_S):
                     stop_now = self._report()
                     if ckpt_seconds and time.perf_counter() - self._checkpointed_at >= ckpt_seconds:
                         self.save_checkpoint()
@@ -332,7 +361,15 @@ class Trainer:
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
             self._grad_norms = []
-        rate = steps_done / window if window > 0 else 0.0
+        # The run's throughput over the last RATE_WINDOW_S of wall clock (since the start before that):
+        # evaluations, checkpoints, event writes and stalls all count, as in the summary's figure.
+        marks = self._rate_marks
+        marks.append((now, self.step))
+        while len(marks) > 2 and now - marks[1][0] >= RATE_WINDOW_S:
+            marks.popleft()
+        since, since_step = marks[0]
+        rate_window = now - since
+        rate = (self.step - since_step) / rate_window if rate_window > 0 else 0.0
         elapsed = now - self._started
         run_rate = (self.step - self.start_step) / elapsed if elapsed > 0 else 0.0
         eta = (self.total_steps - self.step) / run_rate if run_rate > 0 else float("inf")
@@ -342,7 +379,7 @@ class Trainer:
             for d in self.strategy.devices if d.type == "cuda")
         event = TrainProgress(self.step, self.epoch, steps, tuple(losses), self.optimizer.param_groups[0]["lr"],
                               rate * self.samples_per_step, elapsed, eta, grad_norm,
-                              self.precision.loss_scale(), self.skipped_steps, memory)
+                              self.precision.loss_scale(), self.skipped_steps, memory, rate_window)
         self.emit(event)
         if self.tensorboard is not None:
             for s, value in zip(steps, losses):
@@ -356,31 +393,27 @@ class Trainer:
         model = self.strategy.eval_model(self.model)
         model.eval()
         classification = self.data.task == "classification"
-        loss_sum = torch.zeros((), device=self.strategy.output_device)
-        stat_a = torch.zeros((), device=self.strategy.output_device)  # correct answers, or squared error
-        y_sum = torch.zeros((), device=self.strategy.output_device)
-        y_sq = torch.zeros((), device=self.strategy.output_device)
-        count = 0
+        # Only what the figures need, read in one host sync: the loss sum, and for classification the
+        # correct answers. For regression the loss is the squared error, which R^2 needs; the spread of
+        # the targets about their mean is a constant of the split, computed at the first evaluation.
+        sums, count = [], 0
         with self.precision.autocast():
             for x, y in self.loader.val_batches():
                 out = model(x).float()
                 y = y.to(out.device)
-                loss_sum += self.loss_fn(out, y, reduction="sum")
-                if classification:
-                    stat_a += (out.argmax(dim=1) == y).sum()
-                else:
-                    stat_a += ((out - y) ** 2).sum()
-                    y_sum += y.sum()
-                    y_sq += (y * y).sum()
+                loss = self.loss_fn(out, y, reduction="sum")
+                sums.append(torch.stack([loss, (out.argmax(dim=1) == y).sum().float()]) if classification else loss)
                 count += len(y)
         model.train()
-        loss_sum, stat_a, y_sum, y_sq = torch.stack([loss_sum, stat_a, y_sum, y_sq]).tolist()
-        val_loss = loss_sum / count
+        figures = (sums[0] if len(sums) == 1 else torch.stack(sums).sum(0)).tolist()
         if classification:
-            metric = stat_a / count
+            loss_sum, correct = figures
+            metric = correct / count
         else:
-            total_var = y_sq - y_sum * y_sum / count  # sum of squares about the mean
-            metric = 1.0 - stat_a / total_var if total_var > 0 else float("nan")
+            loss_sum = figures
+            total_var = self._val_spread()
+            metric = 1.0 - loss_sum / total_var if total_var > 0 else float("nan")
+        val_loss = loss_sum / count
         self.last_val_loss, self.last_metric = val_loss, metric
         self._evaluated_at = self.step
         if self.best_val_loss is None or val_loss < self.best_val_loss:
@@ -389,6 +422,18 @@ class Trainer:
         if self.tensorboard is not None:
             self.tensorboard.add_scalar("loss/val", val_loss, self.step)
             self.tensorboard.add_scalar(f"metric/{self.metric_name}", metric, self.step)
+
+    def _val_spread(self) -> float:
+        """The validation targets' sum of squares about their mean (R^2's denominator), once per run."""
+        if getattr(self, "_spread", None) is None:
+            y_sum = y_sq = 0.0
+            count = 0
+            for _, y in self.loader.val_batches():
+                y = y.float()
+                y_sum, y_sq = y_sum + y.sum().item(), y_sq + (y * y).sum().item()
+                count += len(y)
+            self._spread = y_sq - y_sum * y_sum / count
+        return self._spread
 
     # ----------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:

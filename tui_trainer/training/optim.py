@@ -21,10 +21,60 @@ def build_optimizer(cfg: OptimizerConfig, parameters) -> torch.optim.Optimizer:
     where = fused_devices()
     fused = all(p.is_floating_point() and p.device.type in where for p in parameters) or None
     if cfg.name == "sgd":
-        return torch.optim.SGD(parameters, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                               fused=fused)
+        return _uncompiled(torch.optim.SGD)(parameters, lr=cfg.lr, momentum=cfg.momentum,
+                                            weight_decay=cfg.weight_decay, fused=fused)
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-    return cls(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+    return _uncompiled(cls)(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
+
+
+_UNCOMPILED: dict[type, type] = {}
+
+
+def _uncompiled(cls: type) -> type:
+    """`cls` without the torch.compile guards that import torch._dynamo at the first call.
+
+    torch wraps an optimizer's methods so that torch.compile does not trace into them; the first call
+    of any of them imports torch._dynamo, which takes as long as importing torch itself, before the
+    run's first step. tui-trainer never compiles the optimizer, so its subclass calls the methods
+    underneath (the step keeps its no-grad switch). Any other shape of torch: the class as it is.
+    """
+    if cls in _UNCOMPILED:
+        return _UNCOMPILED[cls]
+    made = cls
+    try:
+        from torch._compile import _disable_dynamo
+
+        guard = _disable_dynamo(lambda: None).__code__
+        attrs = {}
+        for klass in cls.__mro__:
+            for name, fn in vars(klass).items():
+                if name not in attrs and getattr(fn, "__code__", None) is guard and hasattr(fn, "__wrapped__"):
+                    attrs[name] = fn.__wrapped__
+        step = cls.step
+        if getattr(step, "__code__", None) is not None and step.__code__.co_name == "_use_grad" \
+                and hasattr(step, "__wrapped__"):
+            attrs["step"] = _no_grad_step(step.__wrapped__)
+            made = type(cls.__name__, (cls,), {**attrs, "__module__": cls.__module__,
+                                               "__doc__": cls.__doc__})
+    except Exception:  # a torch whose internals differ: the usual class, with its one-off import
+        made = cls
+    _UNCOMPILED[cls] = made
+    return made
+
+
+def _no_grad_step(step):
+    """torch's `_use_grad_for_differentiable` without its torch.compile graph breaks."""
+    def wrapper(self, *args, **kwargs):
+        previous = torch.is_grad_enabled()
+        try:
+            torch.set_grad_enabled(self.defaults["differentiable"])
+            return step(self, *args, **kwargs)
+        finally:
+            torch.set_grad_enabled(previous)
+
+    wrapper.__wrapped__ = step
+    wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = step.__name__, step.__qualname__, step.__doc__
+    return wrapper
 
 
 def fused_devices(version: str | None = None) -> tuple[str, ...]:
