@@ -52,8 +52,10 @@ def run(command: dict, scratch: Path) -> dict:
         _DEFAULT_THREADS.append(torch.get_num_threads())
     # The best loop takes the thread count an expert picks for the job (jobs.py says which and why);
     # "best-default-threads", the seed-style loop and Lightning keep torch's default, as most loops do.
+    # tui-trainer decides in its own training thread (train.threads = 0), so its worker is left alone.
     expert = name in ("best", "best-fused") and job.get("best_threads")
-    torch.set_num_threads(expert or _DEFAULT_THREADS[0])
+    if name != "tui-trainer":
+        torch.set_num_threads(expert or _DEFAULT_THREADS[0])
     device = torch.device("cuda", 0) if job["device"] == "cuda" else torch.device("cpu")
 
     def once(cfg) -> dict:
