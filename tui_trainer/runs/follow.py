@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import signal
 import time
 from dataclasses import replace
 from datetime import datetime
@@ -154,9 +155,16 @@ class RunFollower(Runner):
         log = self.run_dir / WORKER_LOG
         lines = [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
                  if line.strip()] if log.exists() else []
+        if code < 0:  # a signal ended it (an OOM killer, a kill -9): say which, as for a ddp rank
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = "unknown"
+            how = f"the run's process was killed by signal {-code} ({name})"
+        else:
+            how = f"the run's process exited with code {code}"
         summary = RunSummary(self.run_id, self.config.name, "failed", step=step, total_steps=total,
-                             error=f"the run's process exited with code {code}: "
-                                   f"{(lines or ['no output'])[-1][:200]}",
+                             error=f"{how}: {(lines or ['no output'])[-1][:200]}",
                              started_at=data.started_at,
                              finished_at=datetime.now().isoformat(timespec="seconds"))
         try:
