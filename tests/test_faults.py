@@ -89,13 +89,15 @@ def test_resume_with_a_damaged_wall_time_in_the_summary_runs_and_records_its_end
 
 
 def test_the_end_state_is_written_in_place_when_no_new_file_can_be_made(tmp_path):
-    # A full disk or a read-only directory refuses summary.json.tmp; here a directory stands in its way.
+    # A full disk or a read-only directory refuses the temporary summary.json.PID.tmp; here a directory stands
+    # in its way. The resume runs in this process (the real CLI entry point), so its pid is known.
+    from tui_trainer.cli.main import main
+
     assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.epochs=2").returncode == 0
     (run_dir,) = tmp_path.iterdir()
     (run_dir / "summary.json").write_text(json.dumps({**summary_of(run_dir), "status": "stopped"}))
-    (run_dir / "summary.json.tmp").mkdir()
-    result = cli("resume", str(run_dir), "--headless", timeout=120)
-    assert result.returncode == 0, result.stdout + result.stderr
+    (run_dir / f"summary.json.{os.getpid()}.tmp").mkdir()
+    assert main(["resume", str(run_dir), "--headless"]) == 0
     assert summary_of(run_dir)["status"] == "completed"
 
 

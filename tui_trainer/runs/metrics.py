@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from tui_trainer.runs.protocol import write_atomic
 from tui_trainer.training.events import EvalResult, RunStarted, TrainProgress
 
 METRICS_NAME = "metrics.jsonl"
@@ -199,8 +200,8 @@ def truncate_after(path: str | Path, step: int) -> None:
             kept.append(line)
             if pair is not None:
                 pairs.append(pair)
-    _replace(path, "".join(kept).encode("utf-8"))
-    _replace(path.with_name(LOSSES_NAME), b"".join(pairs))
+    write_atomic(path, "".join(kept).encode("utf-8"))
+    write_atomic(path.with_name(LOSSES_NAME), b"".join(pairs))
 
 
 def _is_int(value: object) -> bool:
@@ -209,12 +210,6 @@ def _is_int(value: object) -> bool:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _replace(path: Path, content: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(content)
-    tmp.replace(path)
 
 
 def last_step(run_dir: str | Path) -> int:

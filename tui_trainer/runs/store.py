@@ -105,17 +105,11 @@ def write_summary(run_dir: str | Path, summary: RunSummary | dict, **extra) -> N
     is worth more than atomicity there. Raises OSError only when neither way works.
     """
     path = Path(run_dir) / SUMMARY_NAME
-    tmp = path.with_name(path.name + ".tmp")
     data = (asdict(summary) if isinstance(summary, RunSummary) else dict(summary)) | extra
     text = json.dumps(data, indent=2, allow_nan=True) + "\n"
     try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, text)
     except OSError:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
         if not path.exists():
             raise
         with open(path, "r+", encoding="utf-8") as f:
