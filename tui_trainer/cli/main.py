@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--json", action="store_true", help="print JSON")
     _add_store_args(presets)
 
-    runs = sub.add_parser("runs", help="list runs with status, final loss, samples/s and duration")
-    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs = sub.add_parser("runs", help="list runs with status, losses, settings, samples/s and duration")
+    from tui_trainer.cli import runs as runs_command
+
+    runs_command.add_arguments(runs)
     _add_store_args(runs)
 
     gpus = sub.add_parser("gpus", help="show the GPUs NVML sees (memory, utilisation, temperature, power)")
@@ -194,24 +196,9 @@ def cmd_presets(args, presets_dir: Path) -> int:
 
 
 def cmd_runs(args) -> int:
-    from tui_trainer.runs import RunStore
+    from tui_trainer.cli import runs as runs_command
 
-    records = RunStore(args.runs_dir).list_runs()
-    if args.json:
-        print(json.dumps([r.as_json() for r in records], indent=2))
-        return 0
-    if not records:
-        print(f"no runs in {args.runs_dir}")
-        return 0
-    from tui_trainer.cli.headless import format_seconds
-
-    print(f"{'run':<40} {'status':<11} {'steps':>13} {'loss':>10} {'val loss':>10} {'samples/s':>10} {'time':>7}")
-    for r in records:
-        loss = "-" if r.final_loss is None else f"{r.final_loss:.4g}"
-        val = "-" if r.final_val_loss is None else f"{r.final_val_loss:.4g}"
-        print(f"{r.run_id:<40} {r.status:<11} {f'{r.step}/{r.total_steps}':>13} {loss:>10} {val:>10} "
-              f"{r.samples_per_s:>10,.0f} {format_seconds(r.wall_s):>7}")
-    return 0
+    return runs_command.run(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,134 @@
+"""A run's settings as listed: strategy, devices, precision, accumulation, effective batch and lr.
+
+Read from the run's config.toml without validating it: listing 1,000 runs must stay well under a second,
+and a listing must never fail because one run's config is odd (its settings are then None).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui_trainer.config.schema import (
+    SECTIONS,
+    DataConfig,
+    OptimizerConfig,
+    RunConfig,
+    StrategyConfig,
+    TrainConfig,
+    field_default,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+CONFIG_NAME = "config.toml"
+# The order of the columns in `runs`, `runs --csv` and the keys in `runs --json`.
+SETTING_KEYS = ("strategy", "devices", "precision", "accumulate", "effective_batch", "lr")
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    """What tells runs of one preset apart: where they ran, how numbers were computed, how they batched."""
+
+    strategy: str
+    devices: str  # "2" (a count) or "0,1" (GPU ids); what `strategy.devices` said
+    accelerator: str
+    precision: str
+    batch_size: int
+    accumulate: int
+    effective_batch: int
+    lr: float
+
+    def as_json(self) -> dict:
+        """The listed settings under their fixed names (SETTING_KEYS)."""
+        return {"strategy": self.strategy, "devices": self.devices, "precision": self.precision,
+                "accumulate": self.accumulate, "effective_batch": self.effective_batch, "lr": self.lr}
+
+
+# The keys the settings come from; `_wanted_toml` keeps only their lines.
+_WANTED = {"data": {"batch_size"}, "train": {"precision", "accumulate"}, "optimizer": {"lr"},
+           "strategy": {"name", "devices", "accelerator", "nodes", "stages"}}
+_DEFAULTS = {(name, key): field_default(SECTIONS[name], key) for name, keys in _WANTED.items() for key in keys}
+_MISSING = object()
+_SECTION = re.compile(r"^\[(\w+)\][ \t]*$", re.M)
+
+
+def read_settings(run_dir: str | Path) -> RunSettings | None:
+    """The settings in a run's config.toml; None when it is missing or unreadable."""
+    try:
+        text = (Path(run_dir) / CONFIG_NAME).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        raw = tomllib.loads(_wanted_toml(text))
+    except tomllib.TOMLDecodeError:  # a hand-written file the line filter cannot cut: read it whole
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError:
+            return None
+    return settings_from_dict(raw)
+
+
+def _wanted_toml(text: str) -> str:
+    """Only the lines of the keys in _WANTED, under their section headers.
+
+    Parsing a whole config.toml costs 0.27 ms, these few lines 0.08 ms: the difference is a fifth of a
+    second when listing 1,000 runs (2 cores).
+    """
+    parts = _SECTION.split(text)
+    out = []
+    for name, body in zip(parts[1::2], parts[2::2]):
+        keys = _WANTED.get(name)
+        if not keys:
+            continue
+        out.append(f"[{name}]")
+        open_array = False
+        for line in body.splitlines():
+            if open_array:  # a multi-line array of a kept key (tomli-w writes devices = [0, 1] so)
+                out.append(line)
+                open_array = "]" not in line
+                continue
+            key, eq, value = line.partition("=")
+            if eq and key.strip() in keys:
+                out.append(line)
+                value = value.strip()
+                open_array = value.startswith("[") and "]" not in value
+    return "\n".join(out)
+
+
+def settings_from_dict(raw: dict) -> RunSettings | None:
+    """Settings from parsed preset TOML; keys it lacks take the schema's defaults."""
+    def section(name: str) -> dict:
+        value = raw.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+    def get(name: str, section_type: type, key: str) -> object:
+        value = section(name).get(key, _MISSING)
+        return _DEFAULTS[name, key] if value is _MISSING else value
+
+    try:
+        config = RunConfig(
+            data=DataConfig(batch_size=int(get("data", DataConfig, "batch_size"))),
+            train=TrainConfig(accumulate=int(get("train", TrainConfig, "accumulate")),
+                              precision=str(get("train", TrainConfig, "precision"))),
+            strategy=StrategyConfig(name=str(get("strategy", StrategyConfig, "name")),
+                                    devices=get("strategy", StrategyConfig, "devices"),
+                                    accelerator=str(get("strategy", StrategyConfig, "accelerator")),
+                                    nodes=int(get("strategy", StrategyConfig, "nodes")),
+                                    stages=max(1, int(get("strategy", StrategyConfig, "stages")))),
+            optimizer=OptimizerConfig(lr=float(get("optimizer", OptimizerConfig, "lr"))))
+        effective = config.effective_batch
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    devices = config.strategy.devices
+    return RunSettings(
+        strategy=config.strategy.name,
+        devices=",".join(str(d) for d in devices) if isinstance(devices, (list, tuple)) else str(devices),
+        accelerator=config.strategy.accelerator, precision=config.train.precision,
+        batch_size=config.data.batch_size, accumulate=config.train.accumulate, effective_batch=effective,
+        lr=config.optimizer.lr)
