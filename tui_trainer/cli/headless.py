@@ -10,6 +10,7 @@ from typing import TextIO
 
 from tui_trainer.runs import Runner
 from tui_trainer.training.events import EvalResult, LogLine, RankState, RunFinished, RunStarted, TrainProgress
+from tui_trainer.training.figures import train_loss_label
 
 EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 1, "stopped": 130}
 
@@ -105,11 +106,11 @@ class _State:
     def line(self) -> str:
         p = self.progress
         total = self.started.total_steps if self.started else 0
-        # The mean of the steps since the last report: one step's loss is too noisy to read.
-        loss = f"{sum(p.losses) / len(p.losses):.4g}" if p.losses else "-"
-        parts = [f"step {p.step}/{total}", f"epoch {p.epoch}", f"loss {loss}"]
+        # The run's train loss figure (figures.py), the same number summary.json and the app show.
+        loss = "-" if p.train_loss is None else f"{p.train_loss:.4g}"
+        parts = [f"step {p.step}/{total}", f"epoch {p.epoch}", f"train loss {loss}"]
         if self.eval is not None:
-            parts.append(f"val {self.eval.val_loss:.4g}")
+            parts.append(f"val loss {self.eval.val_loss:.4g}")
             parts.append(f"{self.eval.metric_name} {self.eval.metric:.3f}")
         parts.append(f"{p.samples_per_s:,.0f} samples/s")
         if p.scaler_scale is not None:
@@ -126,7 +127,8 @@ def summary_text(summary, run_dir) -> str:
     lines = [
         f"{summary.status}: {summary.name} at step {summary.step}/{summary.total_steps} in "
         f"{format_seconds(summary.wall_s)}",
-        f"  final loss {fmt(summary.final_loss)}  val loss {fmt(summary.final_val_loss)}  "
+        f"  {train_loss_label(summary.loss_window)} {fmt(summary.final_loss)}  "
+        f"val loss (last evaluation) {fmt(summary.final_val_loss)}  "
         f"{summary.metric_name or 'metric'} {fmt(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
         f"  run directory: {run_dir}",
     ]

@@ -17,9 +17,10 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig
-from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
+from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, read_curves, truncate_after
 from tui_trainer.runs.store import RunStore, load_run_config, read_summary, write_summary
 from tui_trainer.training.events import Event, LogLine, RunFinished, RunSummary
+from tui_trainer.training.figures import MAX_WINDOW
 
 
 class Runner:
@@ -119,6 +120,8 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         if writes:
             if resume:
                 truncate_after(metrics_path, trainer.step)
+                # The train loss after a resume averages over the same window as without one.
+                trainer.previous_losses = read_curves(metrics_path).losses[-MAX_WINDOW:]
             metrics = MetricsLog(metrics_path)
         status = trainer.train()
         trainer.save_checkpoint()
@@ -147,7 +150,7 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
         error=error, started_at=previous.get("started_at", started_at),
         finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
-        effective_batch=trainer.effective_batch, notes=trainer.notes)
+        effective_batch=trainer.effective_batch, notes=trainer.notes, loss_window=trainer.loss_window)
     if writes:
         write_summary(run_dir, summary)
     if error:

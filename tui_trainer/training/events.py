@@ -24,6 +24,7 @@ class RunStarted:
     parameters: int
     train_samples: int
     notes: tuple[str, ...] = ()
+    loss_window: int = 0  # logged steps the "train loss" figure averages (figures.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,8 @@ class TrainProgress:
     # Per CUDA device of the training process: (torch index, allocated, reserved, peak allocated) in MiB.
     # The app shows these in its memory panels: the training may run in another process than the app.
     device_memory: tuple[tuple[int, float, float, float], ...] = ()
+    # The run's "train loss" figure (figures.py): the mean of the last `loss_window` logged steps.
+    train_loss: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,7 @@ class RunSummary:
     device: str = ""
     effective_batch: int = 0
     notes: tuple[str, ...] = field(default=())
+    loss_window: int = 0  # final_loss is the mean train loss of this many last logged steps (figures.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from tui_trainer.config.schema import RunConfig
 from tui_trainer.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from tui_trainer.training.data import load_task_data, make_loader, plan_epoch, steps_per_epoch
 from tui_trainer.training.events import CheckpointSaved, EvalResult, Event, LogLine, RunStarted, TrainProgress
+from tui_trainer.training.figures import train_loss, train_loss_window
 from tui_trainer.training.models import build_model, parameter_count
 from tui_trainer.training.optim import build_optimizer, load_optimizer_state, lr_at
 from tui_trainer.training.precision import get_precision
@@ -66,6 +67,8 @@ class Trainer:
         self.device_name = ""
         self.effective_batch = config.effective_batch
         self.notes: tuple[str, ...] = ()
+        self.loss_window = 0  # logged steps the train loss averages (figures.train_loss_window)
+        self.previous_losses: tuple[float, ...] = ()  # a resumed run's recorded losses, for its first figures
 
     @property
     def checkpoint_path(self) -> Path:
@@ -145,15 +148,18 @@ class Trainer:
         stop = self.stop
         total = self.total_steps
 
+        self.loss_window = train_loss_window(self.steps_per_epoch, cfg.logging.every)
         self.emit(RunStarted(self.run_id, str(self.run_dir), self.device_name, total, self.steps_per_epoch,
                              self.step, self.effective_batch, strategy.world_size, self.parameters,
-                             self.data.train_size, self.notes))
+                             self.data.train_size, self.notes, self.loss_window))
         self._pending_steps: list[int] = []
         self._pending_losses: list[torch.Tensor] = []
         self._grad_norms: list[torch.Tensor] = []
         self._evaluated_at = -1
-        self._recent_losses: collections.deque[float] = collections.deque(
-            maxlen=max(1, self.steps_per_epoch // cfg.logging.every))
+        self._recent_losses: collections.deque[float] = collections.deque(self.previous_losses,
+                                                                           maxlen=self.loss_window)
+        if self._recent_losses:
+            self.last_loss = train_loss(self._recent_losses, self.loss_window)
         self._report_every = 1
         self._next_report = self.step + 1
         self._report_clock = time.perf_counter()
@@ -276,9 +282,8 @@ class Trainer:
     def _emit_progress(self, now: float, steps: tuple, losses: list, steps_done: int, window: float = 0.0) -> None:
         if losses:
             self._recent_losses.extend(losses)
-            # One step's loss is noisy (the last step of an epoch may hold a single sample): report
-            # the mean over the last epoch's worth of steps.
-            self.last_loss = sum(self._recent_losses) / len(self._recent_losses)
+            # The run's one "train loss" figure (see figures.py): the mean of the last epoch's worth of steps.
+            self.last_loss = train_loss(self._recent_losses, self.loss_window)
         grad_norm = None
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
@@ -293,7 +298,8 @@ class Trainer:
             for d in self.strategy.devices if d.type == "cuda")
         event = TrainProgress(self.step, self.epoch, steps, tuple(losses), self.optimizer.param_groups[0]["lr"],
                               rate * self.samples_per_step, elapsed, eta, grad_norm,
-                              self.scaler.get_scale() if self.scaler else None, self.skipped_steps, memory)
+                              self.scaler.get_scale() if self.scaler else None, self.skipped_steps, memory,
+                              self.last_loss)
         self.emit(event)
         if self.tensorboard is not None:
             for s, value in zip(steps, losses):

@@ -87,7 +87,7 @@ class RunState:
         self.checkpoint: CheckpointSaved | None = None
         self.summary: RunSummary | None = None
         self.train_loss = Series(series_points)
-        self.best_loss: float | None = None  # the lowest report mean: one step's loss is too noisy
+        self.best_loss: float | None = None  # the lowest train loss figure: one step's loss is too noisy
         self.val_loss = Series(series_points)
         self.ranks: dict[int, RankState] = {}
         self.log: deque[tuple[str, str]] = deque(maxlen=LOG_LINES)
@@ -127,7 +127,7 @@ class RunState:
         if isinstance(event, TrainProgress):
             self.progress = event
             self.train_loss.extend(event.losses)
-            mean = _finite_mean(event.losses)
+            mean = event.train_loss if event.train_loss is not None else _finite_mean(event.losses)
             if mean is not None and (self.best_loss is None or mean < self.best_loss):
                 self.best_loss = mean
             self.status = "running" if self.status in ("starting", "running") else self.status
@@ -182,8 +182,10 @@ class RunState:
 
     @property
     def current_loss(self) -> float | None:
-        """The mean train loss of the latest report (one step's loss is too noisy to read)."""
+        """The run's train loss figure (training/figures.py), as the trainer last reported it."""
         p = self.progress
+        if p is not None and p.train_loss is not None:
+            return p.train_loss
         if p is None or not p.losses:
             return self.train_loss.last
         mean = _finite_mean(p.losses)

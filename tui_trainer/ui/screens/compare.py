@@ -38,6 +38,7 @@ class CompareScreen(Screen):
         super().__init__()
         self.records = (a, b)
         self.curves: tuple[Curves, Curves] | None = None
+        self.loss_windows = [0, 0]
 
     def compose(self) -> ComposeResult:
         yield Static("compare (same scale on both sides)", id="compare-title", markup=False)
@@ -54,8 +55,9 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True)
     def load(self) -> None:
         loaded = []
-        for side, record in zip("ab", self.records):
+        for i, (side, record) in enumerate(zip("ab", self.records)):
             summary = read_summary(record.path)
+            self.loss_windows[i] = summary.get("loss_window") or 0
             self.app.call_from_thread(self.query_one(f"#figures-{side}", RunFigures).show, summary, record.run_id)
             loaded.append(read_curves(record.path / METRICS_NAME))
         self.app.call_from_thread(self.show_curves, tuple(loaded))
@@ -64,8 +66,8 @@ class CompareScreen(Screen):
         self.curves = curves
         train = shared_bounds(*(smoothed(c.losses) for c in curves))
         val = shared_bounds(*(smoothed(c.val_losses) for c in curves))
-        for side, c in zip("ab", curves):
-            self.query_one(f"#curves-{side}", CurveView).show(c, train, val)
+        for side, c, window in zip("ab", curves, self.loss_windows):
+            self.query_one(f"#curves-{side}", CurveView).show(c, train, val, window)
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_trainer.config import gpu_ids
+from tui_trainer.training.figures import train_loss_label
 from tui_trainer.ui import format as fmt
 from tui_trainer.ui.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
@@ -92,7 +93,9 @@ class RunDashboard(Screen):
         self.query_one("#run-title", Static).update(title, layout=False)
         self.query_one(RunProgress).version = state.version
         self.query_one(RankList).version = state.version
-        self.query_one("#train-loss", LossSparkline).show(
+        train_plot = self.query_one("#train-loss", LossSparkline)
+        train_plot.title = train_loss_label(state.started.loss_window if state.started else 0)
+        train_plot.show(
             state.train_loss.snapshot(), state.current_loss, state.best_loss,
             f"{state.train_loss.count:,} steps" if state.train_loss.count else "")
         extra = ""

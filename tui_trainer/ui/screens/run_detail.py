@@ -31,6 +31,7 @@ class RunDetailScreen(Screen):
         super().__init__()
         self.record = record
         self.curves = None
+        self.loss_window = 0
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {self.record.run_id}", id="detail-title", markup=False)
@@ -46,12 +47,13 @@ class RunDetailScreen(Screen):
     @work(thread=True, exclusive=True)
     def load(self) -> None:
         summary = read_summary(self.record.path)
+        self.loss_window = summary.get("loss_window") or 0
         self.app.call_from_thread(self.query_one(RunFigures).show, summary, self.record.run_id)
         self.post_message(CurvesLoaded(self.record.run_id, read_curves(self.record.path / METRICS_NAME)))
 
     def on_curves_loaded(self, message: CurvesLoaded) -> None:
         self.curves = message.curves
-        self.query_one(CurveView).show(message.curves)
+        self.query_one(CurveView).show(message.curves, loss_window=self.loss_window)
 
     def action_resume(self) -> None:
         self.app.resume_run(self.record.path)

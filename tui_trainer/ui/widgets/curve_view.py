@@ -9,6 +9,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui_trainer.runs import Curves, downsample
+from tui_trainer.training.figures import train_loss, train_loss_label
 from tui_trainer.ui import format as fmt
 from tui_trainer.ui.widgets.spark_plot import SparkPlot, use_log_scale
 
@@ -38,8 +39,12 @@ class CurveView(Widget):
         yield SparkPlot(id="val-plot")
 
     def show(self, curves: Curves, train_bounds: tuple[float, float] | None = None,
-             val_bounds: tuple[float, float] | None = None) -> None:
-        """Draw the curves (at the given scales, else each at its own)."""
+             val_bounds: tuple[float, float] | None = None, loss_window: int = 0) -> None:
+        """Draw the curves (at the given scales, else each at its own).
+
+        `loss_window` is the run's train loss window (summary.json): the title's train loss is then the
+        same figure as the run's summary; without it (an older run) the title gives the last step's loss.
+        """
         for name, values, bounds in (("train", curves.losses, train_bounds), ("val", curves.val_losses, val_bounds)):
             finite = [v for v in values if math.isfinite(v)]
             points = downsample(finite, SMOOTH_POINTS)
@@ -54,8 +59,13 @@ class CurveView(Widget):
                 continue
             scale = "  log" if plot.log_scale else ""
             # The figures are the recorded values; only the drawing averages them.
-            title.update(f"{name} loss {fmt.number(finite[-1])}  min {fmt.number(min(finite))}  "
-                         f"max {fmt.number(max(finite))}{scale}")
+            if name == "val":
+                head = f"val loss (last evaluation) {fmt.number(finite[-1])}"
+            elif loss_window:
+                head = f"{train_loss_label(loss_window)} {fmt.number(train_loss(finite, loss_window))}"
+            else:
+                head = f"train loss (last step) {fmt.number(finite[-1])}"
+            title.update(f"{head}  min {fmt.number(min(finite))}  max {fmt.number(max(finite))}{scale}")
 
 
 def smoothed(values, points: int = SMOOTH_POINTS) -> list[float]:

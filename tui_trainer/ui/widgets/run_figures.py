@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from tui_trainer.training.figures import train_loss_label
 from tui_trainer.ui import format as fmt
 
 
@@ -16,8 +17,8 @@ def figures_text(summary: dict, run_id: str) -> Text:
     out.append(f"\n{status}", "bold red" if status in ("failed", "diverged") else "bold")
     out.append(f" at step {summary.get('step', 0)}/{summary.get('total_steps', 0)}"
                f" in {fmt.seconds(summary.get('wall_s'))}")
-    out.append(f"\nfinal loss {fmt.number(summary.get('final_loss'))}"
-               f"  val {fmt.number(summary.get('final_val_loss'))}"
+    out.append(f"\n{train_loss_label(summary.get('loss_window'))} {fmt.number(summary.get('final_loss'))}"
+               f"\nval loss (last evaluation) {fmt.number(summary.get('final_val_loss'))}"
                f"  best val {fmt.number(summary.get('best_val_loss'))}")
     metric = summary.get("metric_name") or "metric"
     out.append(f"\n{metric} {fmt.number(summary.get('metric'), 3)}"

@@ -12,7 +12,7 @@ from tui_trainer.ui import format as fmt
 STATUS_STYLE = {"completed": "green", "running": "bold green", "stopped": "yellow", "failed": "bold red",
                 "diverged": "bold red", "interrupted": "magenta"}
 MARK = "●"
-COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps"), ("loss", "loss"),
+COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps"), ("loss", "train loss"),
            ("rate", "samp/s"), ("time", "time"))
 
 
