@@ -64,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs_command.add_arguments(runs)
     _add_store_args(runs)
 
+    from tui_trainer.cli import sweep as sweep_command
+
+    sweep = sub.add_parser("sweep", help="run every combination of preset values, measured alike")
+    sweep_command.add_sweep_arguments(sweep)
+    _add_store_args(sweep)
+    sweeps = sub.add_parser("sweeps", help="list the sweeps with their rows and fastest combination")
+    sweep_command.add_sweeps_arguments(sweeps)
+    _add_store_args(sweeps)
+
     gpus = sub.add_parser("gpus", help="show the GPUs NVML sees (memory, utilisation, temperature, power)")
     from tui_trainer.cli import gpus as gpus_command
 
@@ -95,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_presets(args, presets_dir)
         if args.command == "runs":
             return cmd_runs(args)
+        if args.command in ("sweep", "sweeps"):
+            from tui_trainer.cli import sweep as sweep_command
+
+            return sweep_command.run(args, presets_dir) if args.command == "sweep" else sweep_command.list_command(args)
         if args.command == "gpus":
             from tui_trainer.cli import gpus as gpus_command
 
