@@ -35,7 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="start a run from a preset")
-    run.add_argument("preset", help="path to a preset TOML file, or the name of one in the presets directory")
+    run.add_argument("presets", nargs="+", metavar="PRESET",
+                     help="path to a preset TOML file, or the name of one in the presets directory; "
+                          "several run one after another as a queue")
+    run.add_argument("--stop-on-failure", action="store_true",
+                     help="a queue: stop at the first run that fails (default: go on with the next)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a preset field (repeatable), e.g. --set train.precision=bf16-mixed")
     run.add_argument("--headless", action="store_true", help="no app: print progress lines (CI, scripts, workers)")
@@ -128,6 +132,11 @@ def resolve_preset(text: str, presets_dir: Path) -> Path:
 def cmd_run(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError, ensure_runnable, load_config
 
+    if len(args.presets) > 1:
+        from tui_trainer.cli.queue import run_queue
+
+        return run_queue(args, presets_dir)
+    args.preset = args.presets[0]
     try:
         overrides = list(args.overrides)
         if args.rdzv_endpoint:

@@ -150,7 +150,7 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
         error=error, started_at=previous.get("started_at", started_at),
         finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
-        effective_batch=trainer.effective_batch, notes=trainer.notes, loss_window=trainer.loss_window)
+        effective_batch=trainer.effective_batch, notes=trainer.notes, loss_window=min(trainer.loss_window, trainer.step // config.logging.every))
     if writes:
         write_summary(run_dir, summary)
     if error:
