@@ -55,3 +55,70 @@ def test_settings_of_a_multi_device_run_count_every_replica_in_the_effective_bat
     settings = read_settings(tmp_path)
     assert (settings.strategy, settings.devices, settings.precision, settings.accumulate) == ("dp", "0,1", "fp16-mixed", 4)
     assert settings.effective_batch == config.effective_batch == 128
+
+
+def test_runs_rm_deletes_after_confirmation_by_id_status_and_age_and_never_a_live_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    runs = tmp_path / "runs"
+    for _ in range(3):
+        assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(runs), "--set", "train.max_steps=2").returncode == 0
+    old, kept, by_status = sorted(d.name for d in runs.iterdir())
+    summary = json.loads((runs / old / "summary.json").read_text())
+    (runs / old / "summary.json").write_text(json.dumps({**summary, "started_at": "2020-01-01T00:00:00"}))
+    summary = json.loads((runs / by_status / "summary.json").read_text())
+    (runs / by_status / "summary.json").write_text(json.dumps({**summary, "status": "stopped"}))
+    live = subprocess.Popen([sys.executable, "-m", "tui_trainer", "run", "cpu-quick", "--headless", "--runs-dir",
+                             str(runs), "--set", "train.epochs=100000"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            started = [d for d in runs.iterdir() if d.name not in (old, kept, by_status)]
+            if started and '"running"' in _text_of(started[0] / "summary.json"):
+                break
+            assert time.monotonic() < deadline, "the live run never started"
+            time.sleep(0.2)
+        live_id = started[0].name
+
+        refused = subprocess.run([sys.executable, "-m", "tui_trainer", "runs", "rm", live_id, "--yes", "--runs-dir",
+                                  str(runs)], cwd=ROOT, capture_output=True, text=True)
+        assert refused.returncode == 1 and f"kept: {live_id} is still running" in refused.stdout
+        assert (runs / live_id).exists()
+
+        asked = subprocess.run([sys.executable, "-m", "tui_trainer", "runs", "rm", kept, "--runs-dir", str(runs)],
+                               cwd=ROOT, capture_output=True, text=True, input="n\n")
+        assert asked.returncode == 1 and "delete 1 run? [y/N]" in asked.stdout and "nothing deleted" in asked.stdout
+        assert (runs / kept).exists()
+
+        by_age = cli("runs", "rm", "--older-than", "30", "--yes", "--runs-dir", str(runs))
+        assert by_age.returncode == 0 and "deleted 1 run" in by_age.stdout
+        assert not (runs / old).exists() and (runs / kept).exists() and (runs / live_id).exists()
+
+        by_state = cli("runs", "rm", "--status", "stopped", "--yes", "--runs-dir", str(runs))
+        assert by_state.returncode == 0 and not (runs / by_status).exists() and (runs / kept).exists()
+
+        confirmed = subprocess.run([sys.executable, "-m", "tui_trainer", "runs", "rm", kept, "--runs-dir", str(runs)],
+                                   cwd=ROOT, capture_output=True, text=True, input="y\n")
+        assert confirmed.returncode == 0 and not (runs / kept).exists()
+        assert [d.name for d in runs.iterdir()] == [live_id]
+
+        unknown = cli("runs", "rm", "no-such-run", "--yes", "--runs-dir", str(runs))
+        assert unknown.returncode == 2 and "no run no-such-run" in unknown.stderr
+        assert cli("runs", "rm", "--runs-dir", str(runs)).returncode == 2, "rm with nothing named deletes nothing"
+    finally:
+        live.send_signal(signal.SIGINT)
+        live.wait(60)
+
+
+def _text_of(path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

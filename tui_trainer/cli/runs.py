@@ -15,10 +15,19 @@ CSV_COLUMNS = ("run_id", "name", "status", "step", "total_steps", "final_loss", 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `runs`."""
+    """The options of `runs`, and its `rm` subcommand."""
     shape = parser.add_mutually_exclusive_group()
     shape.add_argument("--json", action="store_true", help="print JSON")
     shape.add_argument("--csv", action="store_true", help="print CSV (one header line, one line a run)")
+    sub = parser.add_subparsers(dest="runs_command", metavar="rm")
+    rm = sub.add_parser("rm", help="delete runs (after confirmation; never a live one)")
+    rm.add_argument("run_ids", nargs="*", metavar="RUN", help="run ids as `tui-trainer runs` lists them")
+    rm.add_argument("--older-than", type=float, default=None, metavar="DAYS",
+                    help="only runs started more than DAYS days ago")
+    rm.add_argument("--status", default=None, help="only runs with this status (completed, stopped, failed, "
+                                                   "diverged, interrupted)")
+    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--runs-dir", default=argparse.SUPPRESS, help="where runs are kept (default ./runs)")
 
 
 def listed_runs(runs_dir) -> list[dict]:
@@ -36,7 +45,9 @@ def listed_runs(runs_dir) -> list[dict]:
 
 
 def run(args) -> int:
-    """List the runs (newest first)."""
+    """List the runs (newest first), or delete some (`runs rm`)."""
+    if getattr(args, "runs_command", None) == "rm":
+        return remove(args)
     rows = listed_runs(args.runs_dir)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -77,3 +88,43 @@ def table(rows: list[dict]) -> str:
 def steps_text(row: dict) -> str:
     """`step/total` of one listed run."""
     return f"{row['step']}/{row['total_steps']}"
+
+
+def remove(args) -> int:
+    """`runs rm`: list what would go, ask, delete; live runs are kept and said so. Exit 2 for bad input."""
+    from pathlib import Path
+
+    from tui_trainer.runs import RunStore
+    from tui_trainer.runs.removal import is_live, remove_run, select_runs
+
+    if not args.run_ids and args.older_than is None and args.status is None:
+        print("error: name the runs to delete, or filter them with --older-than DAYS or --status S",
+              file=sys.stderr)
+        return 2
+    ids = tuple(Path(i).name for i in args.run_ids)  # runs/ID or ID
+    records = RunStore(args.runs_dir).list_runs()
+    missing = [i for i in ids if i not in {r.run_id for r in records}]
+    if missing:
+        print(f"error: no run {', '.join(missing)} in {args.runs_dir}", file=sys.stderr)
+        return 2
+    chosen = select_runs(records, ids=ids, older_than_days=args.older_than, status=args.status)
+    live = [r for r in chosen if is_live(r.path)]
+    for r in live:
+        print(f"kept: {r.run_id} is still running (stop it first)")
+    chosen = [r for r in chosen if r not in live]
+    if not chosen:
+        print("no runs to delete")
+        return 0 if not live else 1
+    for r in chosen:
+        print(f"{r.run_id}  {r.status}  {r.step}/{r.total_steps}")
+    if not args.yes:
+        try:
+            answer = input(f"delete {len(chosen)} run{'s' if len(chosen) > 1 else ''}? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    deleted = sum(1 for r in chosen if remove_run(r.path))
+    print(f"deleted {deleted} run{'s' if deleted != 1 else ''}")
+    return 0 if deleted == len(chosen) and not live else 1
