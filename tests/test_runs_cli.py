@@ -122,3 +122,27 @@ def _text_of(path) -> str:
         return path.read_text()
     except OSError:
         return ""
+
+
+def test_export_writes_a_runs_curves_for_tensorboard(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tui_trainer.runs import read_curves
+
+    runs = tmp_path / "runs"
+    assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(runs), "--set", "train.max_steps=30").returncode == 0
+    (run_dir,) = runs.iterdir()
+    result = cli("export", run_dir.name, "--runs-dir", str(runs), "--tensorboard", str(tmp_path / "tb"))
+    assert result.returncode == 0, result.stderr
+    assert f"{run_dir.name}: 30 train losses, 3 evaluations" in result.stdout
+    events = EventAccumulator(str(tmp_path / "tb" / run_dir.name))
+    events.Reload()
+    curves = read_curves(run_dir / "metrics.jsonl")
+    train = events.Scalars("loss/train")
+    assert [e.step for e in train] == list(range(1, 31))
+    assert all(abs(e.value - v) <= 1e-3 * abs(v) for e, v in zip(train, curves.losses))  # stored as float32
+    assert [e.step for e in events.Scalars("loss/val")] == [12, 24, 30]
+    assert len(events.Scalars("metric/r2")) == 3
+
+    missing = cli("export", "no-such-run", "--runs-dir", str(runs), "--tensorboard", str(tmp_path / "tb2"))
+    assert missing.returncode == 2 and "no-such-run" in missing.stderr and not (tmp_path / "tb2").exists()

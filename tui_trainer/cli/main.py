@@ -77,6 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_command.add_sweeps_arguments(sweeps)
     _add_store_args(sweeps)
 
+    export = sub.add_parser("export", help="write runs' curves for TensorBoard")
+    from tui_trainer.cli import export as export_command
+
+    export_command.add_arguments(export)
+    _add_store_args(export)
+
     gpus = sub.add_parser("gpus", help="show the GPUs NVML sees (memory, utilisation, temperature, power)")
     from tui_trainer.cli import gpus as gpus_command
 
@@ -112,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             from tui_trainer.cli import sweep as sweep_command
 
             return sweep_command.run(args, presets_dir) if args.command == "sweep" else sweep_command.list_command(args)
+        if args.command == "export":
+            from tui_trainer.cli import export as export_command
+
+            return export_command.run(args)
         if args.command == "gpus":
             from tui_trainer.cli import gpus as gpus_command
 
