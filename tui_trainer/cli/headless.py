@@ -132,6 +132,9 @@ def summary_text(summary, run_dir) -> str:
         f"{summary.metric_name or 'metric'} {fmt(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
         f"  run directory: {run_dir}",
     ]
+    if summary.compile_s is not None:
+        lines.insert(2, f"  torch.compile: {summary.compile_s:.1f}s compiling (the first step), "
+                        f"{summary.train_s or 0:.1f}s training (samples/s counts the training only)")
     if summary.skipped_steps:
         lines.insert(2, f"  fp16 steps skipped by the GradScaler: {summary.skipped_steps}")
     if summary.error:

@@ -98,6 +98,8 @@ class TrainConfig:
                                 minimum=0)
     threads: int = opt(0, "int", "torch CPU threads per process (0 = auto: 1 when parameters x batch is under "
                                  "1M, else torch's default)", minimum=0)
+    compile: bool = opt(False, "bool", "torch.compile the model (compiled during the first step, whose time "
+                                       "is reported apart from the training time)")
 
 
 @dataclass(frozen=True, slots=True)

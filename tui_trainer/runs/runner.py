@@ -141,7 +141,10 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
             pass
     wall = time.perf_counter() - clock
     trained = max(trainer.step - trainer.start_step, 0)
-    rate = trained * trainer.samples_per_step / trainer.train_seconds if trainer.train_seconds else 0.0
+    compile_s = trainer.compile_seconds
+    train_s = trainer.train_seconds - (compile_s or 0.0)
+    timed = trained - (1 if compile_s is not None else 0)  # the compiling step is not training speed
+    rate = timed * trainer.samples_per_step / train_s if train_s > 0 and timed > 0 else 0.0
     summary = RunSummary(
         run_id=run_id, name=config.name, status=status, step=trainer.step,
         total_steps=trainer.total_steps, epoch=trainer.epoch, final_loss=trainer.last_loss,
@@ -150,7 +153,8 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         wall_s=wall_before + wall, peak_memory_mib=_peak(trainer), skipped_steps=trainer.skipped_steps,
         error=error, started_at=previous.get("started_at", started_at),
         finished_at=datetime.now().isoformat(timespec="seconds"), device=trainer.device_name,
-        effective_batch=trainer.effective_batch, notes=trainer.notes, loss_window=min(trainer.loss_window, trainer.step // config.logging.every))
+        effective_batch=trainer.effective_batch, notes=trainer.notes, loss_window=min(trainer.loss_window, trainer.step // config.logging.every),
+        compile_s=compile_s, train_s=train_s if trainer.train_seconds else None)
     if writes:
         write_summary(run_dir, summary)
     if error:

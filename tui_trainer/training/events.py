@@ -109,6 +109,8 @@ class RunSummary:
     effective_batch: int = 0
     notes: tuple[str, ...] = field(default=())
     loss_window: int = 0  # final_loss is the mean train loss of this many last logged steps (figures.py)
+    compile_s: float | None = None  # train.compile: seconds of the first step, where the model compiled
+    train_s: float | None = None  # seconds of training, compile_s excluded
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ class Trainer:
         self.notes: tuple[str, ...] = ()
         self.loss_window = 0  # logged steps the train loss averages (figures.train_loss_window)
         self.previous_losses: tuple[float, ...] = ()  # a resumed run's recorded losses, for its first figures
+        self.compile_seconds: float | None = None  # train.compile: the first step's time, where it compiles
 
     @property
     def checkpoint_path(self) -> Path:
@@ -94,6 +95,8 @@ class Trainer:
         model = build_model(cfg.model, self.data.n_features, self.data.n_outputs)
         self.parameters = parameter_count(model)
         model = self.precision.prepare_model(model)
+        if cfg.train.compile:
+            model.compile()  # in place: the module and its state_dict keys stay as they are
         self.model = strategy.setup_model(model)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
         self.scaler = self.precision.make_scaler(self.device)
@@ -265,6 +268,10 @@ class Trainer:
         else:
             losses = torch.stack(self._pending_losses).float().tolist() if count else []
             stop_now = self.stop.is_set()
+        if self.config.train.compile and self.compile_seconds is None and steps_done:
+            # The first report comes after the first step, where torch.compile compiles the model.
+            self.compile_seconds = window
+            self.emit(LogLine("info", f"torch.compile: the first step (compiling) took {window:.1f}s"))
         steps = tuple(self._pending_steps)
         self._pending_steps, self._pending_losses = [], []
         self._report_every = report_every
