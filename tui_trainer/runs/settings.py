@@ -132,3 +132,35 @@ def settings_from_dict(raw: dict) -> RunSettings | None:
         accelerator=config.strategy.accelerator, precision=config.train.precision,
         batch_size=config.data.batch_size, accumulate=config.train.accumulate, effective_batch=effective,
         lr=config.optimizer.lr)
+
+
+def config_differences(run_dirs) -> list[tuple[str, tuple[object, ...]]]:
+    """The config keys whose values differ between runs: (`section.key`, one value a run), in file order.
+
+    A key a run's config.toml lacks (an older schema) counts as None for that run.
+    """
+    flat = []
+    for run_dir in run_dirs:
+        try:
+            with open(Path(run_dir) / CONFIG_NAME, "rb") as f:
+                raw = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError):
+            raw = {}
+        flat.append(_flatten(raw))
+    keys = list(dict.fromkeys(k for values in flat for k in values))
+    out = []
+    for key in keys:
+        values = tuple(values.get(key) for values in flat)
+        if any(v != values[0] for v in values[1:]):
+            out.append((key, values))
+    return out
+
+
+def _flatten(raw: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

@@ -62,6 +62,7 @@ class RunsLoaded(Message):
     """The run store was listed (in a worker)."""
 
     records: list[RunRecord]
+    settings: dict | None = None  # run id -> RunSettings (runs/settings.py), read in the same worker
 
 
 @dataclass

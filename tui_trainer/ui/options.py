@@ -7,14 +7,17 @@ No Textual here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from tui_trainer.config import ConfigError, Machine, RunConfig, validate_for_machine, with_overrides
-from tui_trainer.config.schema import PRECISIONS, STRATEGIES
+from tui_trainer.config.schema import PRECISIONS, STRATEGIES, StrategyConfig
+
+ACCELERATORS = next(f for f in fields(StrategyConfig) if f.name == "accelerator").metadata["choices"]
 
 # key in the options pane -> the preset field it overrides
 FIELDS = {
     "strategy": "strategy.name",
+    "accelerator": "strategy.accelerator",
     "precision": "train.precision",
     "accumulate": "train.accumulate",
     "devices": "strategy.devices",
@@ -22,7 +25,7 @@ FIELDS = {
     "max_steps": "train.max_steps",
     "epochs": "train.epochs",
 }
-CHOICES = {"strategy": STRATEGIES, "precision": PRECISIONS}
+CHOICES = {"strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS}
 EMPTY = '""'  # an emptied field: the schema then says what is expected
 
 
@@ -53,6 +56,7 @@ def values_of(config: RunConfig) -> dict[str, str]:
     devices = s.devices
     return {
         "strategy": s.name,
+        "accelerator": s.accelerator,
         "precision": config.train.precision,
         "accumulate": str(config.train.accumulate),
         "devices": ids_text(devices) if isinstance(devices, tuple) else str(devices),

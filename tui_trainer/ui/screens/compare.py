@@ -13,6 +13,7 @@ from textual.widgets import Footer, Static
 
 from tui_trainer.runs import Curves, RunRecord, read_curves, read_summary
 from tui_trainer.runs.metrics import METRICS_NAME
+from tui_trainer.runs.settings import config_differences
 from tui_trainer.ui.widgets.curve_view import CurveView, smoothed
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
@@ -39,9 +40,11 @@ class CompareScreen(Screen):
         self.records = (a, b)
         self.curves: tuple[Curves, Curves] | None = None
         self.loss_windows = [0, 0]
+        self.differences: list | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("compare (same scale on both sides)", id="compare-title", markup=False)
+        yield Static("differs: reading the configs...", id="compare-differs", markup=False)
         with Horizontal(id="sides"):
             for side in "ab":
                 with Vertical(classes="side", id=f"side-{side}"):
@@ -54,6 +57,8 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
+        differences = config_differences([r.path for r in self.records])
+        self.app.call_from_thread(self.show_differences, differences)
         loaded = []
         for i, (side, record) in enumerate(zip("ab", self.records)):
             summary = read_summary(record.path)
@@ -61,6 +66,13 @@ class CompareScreen(Screen):
             self.app.call_from_thread(self.query_one(f"#figures-{side}", RunFigures).show, summary, record.run_id)
             loaded.append(read_curves(record.path / METRICS_NAME))
         self.app.call_from_thread(self.show_curves, tuple(loaded))
+
+    def show_differences(self, differences: list) -> None:
+        """The config keys whose values differ, `key a | b` each."""
+        self.differences = differences
+        text = "; ".join(f"{key} {' | '.join(_value(v) for v in values)}" for key, values in differences)
+        self.query_one("#compare-differs", Static).update(f"differs: {text}" if differences
+                                                          else "same config (only the run differs)")
 
     def show_curves(self, curves: tuple[Curves, Curves]) -> None:
         self.curves = curves
@@ -71,3 +83,10 @@ class CompareScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _value(value: object) -> str:
+    """A config value as TOML writes it; "-" where a run's config lacks the key."""
+    from tui_trainer.config.errors import format_value
+
+    return "-" if value is None else value if isinstance(value, str) else format_value(value)

@@ -131,19 +131,22 @@ class LaunchScreen(Screen):
         config = evaluated.config
         suggestion = _free_name(self.presets_dir, f"{config.name}-edited")
 
-        def save(name: str | None) -> None:
-            if not name:
+        def save(answer: tuple[str, str] | None) -> None:
+            if not answer:
                 return
+            name, description = answer
             path = self.presets_dir / f"{name}.toml"
             try:
-                save_preset(replace(config, name=name), path)
+                save_preset(replace(config, name=name, description=description), path)
             except OSError as exc:
                 self.notify(f"could not save {path}: {exc}", severity="error")
                 return
             self.notify(f"saved {path}")
             self.reload_presets(highlight=name)
 
-        self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion), save)
+        base = self.query_one(OptionsPane).entry
+        description = _described(config, base.config if base is not None else None)
+        self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion, description), save)
 
 
 def _free_name(directory: Path, base: str) -> str:
@@ -153,3 +156,18 @@ def _free_name(directory: Path, base: str) -> str:
     while (directory / f"{base}-{n}.toml").exists():
         n += 1
     return f"{base}-{n}"
+
+
+def _described(config, base) -> str:
+    """A suggested description: the original one, with the options that were changed from it."""
+    from tui_trainer.config import to_dict
+
+    if base is None:
+        return config.description
+    new, old = to_dict(config), to_dict(base)
+    changed = [f"{section}.{key}={value}" for section, values in new.items() if isinstance(values, dict)
+               for key, value in values.items() if old.get(section, {}).get(key) != value]
+    if not changed:
+        return config.description
+    return f"{config.description} (edited: {', '.join(changed)})" if config.description else \
+        f"edited: {', '.join(changed)}"

@@ -25,7 +25,7 @@ NUMBERS = {  # option -> (label, placeholder)
     "max_steps": ("max steps", "0: run the epochs"),
     "epochs": ("epochs", ""),
 }
-LABELS = {"strategy": "strategy", "precision": "precision", "devices": "devices"}
+LABELS = {"strategy": "strategy", "accelerator": "accelerator", "precision": "precision", "devices": "devices"}
 
 
 def choice_label(choice: options.Choice) -> Text:
@@ -61,7 +61,7 @@ class OptionsPane(VerticalScroll, can_focus=False):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="preset-title", markup=False)
-        for key in ("strategy", "precision"):
+        for key in ("strategy", "accelerator", "precision"):
             with Horizontal(classes="row", id=f"row-{key}"):
                 yield Label(LABELS[key])
                 yield Select([(v, v) for v in options.CHOICES[key]], id=key, allow_blank=False,

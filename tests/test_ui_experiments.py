@@ -1,0 +1,65 @@
+"""The app's experiment parts: settings in the runs list, what differs in compare, the accelerator option."""
+
+from __future__ import annotations
+
+from tests.test_ui import choose, finished_run, make_app, pane, presets_dir, wait_for  # noqa: F401 (fixture)
+from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.runs import RunsScreen
+from tui_trainer.ui.widgets.runs_table import RunsTable
+
+
+async def test_runs_list_shows_settings_and_compare_lists_the_config_keys_that_differ(presets_dir, runs_dir):
+    slow = finished_run(runs_dir, "slow", 1e-3)
+    fast = finished_run(runs_dir, "fast", 1e-2)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[-5:] == ["strategy", "precision", "acc", "eff.batch", "lr"]
+        assert table.get_row(fast.name)[-5:] == ["cpu", "fp32", "1", "32", "0.01"]
+        assert table.get_row(slow.name)[-1] == "0.001"
+
+        await pilot.press("space", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.curves is not None,
+                       "the comparison")
+        compare = app.screen
+        assert [key for key, _ in compare.differences] == ["optimizer.lr"]
+        shown = str(compare.query_one("#compare-differs").render())
+        assert shown.startswith("differs: optimizer.lr ") and "0.01" in shown and "0.001" in shown
+        await pilot.press("escape", "escape", "q")
+
+
+async def test_options_offer_the_accelerator_so_cpu_model_parallel_is_picked_in_the_app(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = pane(app)
+        await choose(pilot, "strategy", "model-parallel")
+        assert not options.evaluated.runnable, "model-parallel on auto wants GPUs this machine lacks"
+        await choose(pilot, "accelerator", "cpu")
+        await wait_for(pilot, lambda: options.evaluated.runnable, "a runnable CPU model-parallel config")
+        config = options.evaluated.config
+        assert (config.strategy.name, config.strategy.accelerator) == ("model-parallel", "cpu")
+
+
+async def test_ctrl_s_asks_for_the_name_and_the_description_of_the_new_preset(presets_dir, runs_dir):
+    from tests.test_ui import type_number
+    from tui_trainer.config import load_config
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_number(pilot, "accumulate", "2")
+        await wait_for(pilot, lambda: pane(app).evaluated.config.train.accumulate == 2, "accumulate 2")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.query("#description"), "the save prompt")
+        suggested = app.screen.query_one("#description").value
+        assert "train.accumulate=2" in suggested, "the suggestion names what was changed"
+        await pilot.press("end", "ctrl+u", *"fast-cpu", "tab", "end", "ctrl+u", *"Diabetes, accumulate 2", "enter")
+        saved = presets_dir / "fast-cpu.toml"
+        await wait_for(pilot, saved.exists, "the preset file")
+        config = load_config(saved)
+        assert config.description == "Diabetes, accumulate 2" and config.train.accumulate == 2
