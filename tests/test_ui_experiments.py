@@ -63,3 +63,28 @@ async def test_ctrl_s_asks_for_the_name_and_the_description_of_the_new_preset(pr
         await wait_for(pilot, saved.exists, "the preset file")
         config = load_config(saved)
         assert config.description == "Diabetes, accumulate 2" and config.train.accumulate == 2
+
+
+async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_dir, runs_dir):
+    from tui_trainer.ui.screens.run_dashboard import RunDashboard
+
+    quick = (presets_dir / "cpu-quick.toml").read_text().replace("epochs = 100 ", "max_steps = 15\nepochs = 100 ")
+    (presets_dir / "a-first.toml").write_text(quick.replace('accumulate = 1', 'accumulate = 2'))
+    (presets_dir / "b-second.toml").write_text(quick.replace('precision = "fp32"', 'precision = "bf16-mixed"'))
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "j", "space", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
+        assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2  run ")
+        await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),
+                       "both queued runs to end", timeout=180)
+        assert [l.config.name for l in app.live.values()] == ["a-first", "b-second"]
+        assert all(l.state.status == "completed" for l in app.live.values())
+        assert isinstance(app.screen, RunDashboard) and app.screen.live.queue_label == "queue 2/2"
+        await pilot.press("escape", "escape", "r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        rows = {table.records[k].name: table.get_row(k) for k in table.records}
+        assert rows["a-first"][-5:-2] == ["cpu", "fp32", "2"] and rows["b-second"][-4] == "bf16-mixed"
+        await pilot.press("escape", "q")

@@ -64,6 +64,9 @@ class TrainerApp(App[int]):
         self.machine_view = MachineView()
         self.probe: ProcessProbe | None = None
         self.live: dict[str, LiveRun] = {}
+        self.queue: list = []  # configs still to run after the current queue run (launch: space, enter)
+        self.queue_total = self.queue_done = 0
+        self.queue_run_id: str | None = None
         self.quitting = False
         self._exiting = False
         self._signals: tuple[int, ...] = ()
@@ -134,10 +137,34 @@ class TrainerApp(App[int]):
             if live.state.ended and not was_ended:
                 status = live.state.status
                 self.screen.post_message(RunEnded(live.run_id, status))
+                if live.run_id == self.queue_run_id:
+                    if status == "stopped":  # stopped by the user: so is the queue
+                        self.queue.clear()
+                        self.queue_run_id = None
+                    else:
+                        self._next_in_queue()
                 viewing = isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id
                 if not viewing:
                     severity = "error" if status in ("failed", "diverged") else "information"
                     self.notify(f"run {live.run_id}: {status}", severity=severity)
+
+    def start_queue(self, configs) -> None:
+        """Run configs one after another (a failed run does not stop the queue); each opens its dashboard."""
+        self.queue = list(configs)
+        self.queue_total, self.queue_done = len(self.queue), 0
+        self._next_in_queue()
+
+    def _next_in_queue(self) -> None:
+        while self.queue:
+            config = self.queue.pop(0)
+            self.queue_done += 1
+            live = self.start_run(config)
+            if live is not None:
+                live.queue_label = f"queue {self.queue_done}/{self.queue_total}"
+                self.queue_run_id = live.run_id
+                live.state.version += 1
+                return
+        self.queue_run_id = None
 
     def start_run(self, config) -> LiveRun | None:
         """Start a new run of a config in the background and open its dashboard."""

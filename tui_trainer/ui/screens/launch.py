@@ -111,7 +111,16 @@ class LaunchScreen(Screen):
         self.query_one(PresetList).focus()
 
     def action_start(self) -> None:
-        """Start the highlighted preset with the edited options, if this machine can run it."""
+        """Start the marked presets as a queue, else the highlighted preset with the edited options."""
+        marked = self.query_one(PresetList).marked_entries
+        if marked:
+            refused = [e for e in marked if not e.valid or e.config is None]
+            if refused:
+                self.notify(f"cannot queue {refused[0].name}: {refused[0].errors[0] if refused[0].errors else ''}",
+                            severity="error", timeout=6)
+                return
+            self.app.start_queue([e.config for e in marked])
+            return
         evaluated = self.query_one(OptionsPane).evaluated
         if evaluated is None:
             self.notify("no preset to start", severity="warning")
