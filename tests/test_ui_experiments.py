@@ -88,3 +88,40 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         rows = {table.records[k].name: table.get_row(k) for k in table.records}
         assert rows["a-first"][-5:-2] == ["cpu", "fp32", "2"] and rows["b-second"][-4] == "bf16-mixed"
         await pilot.press("escape", "q")
+
+
+async def test_sweep_screen_fills_its_rows_and_saves_the_fastest_as_a_preset(presets_dir, runs_dir):
+    import json
+
+    from tui_trainer.config import load_config
+    from tui_trainer.ui.screens.sweep import SweepScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        sweep.query_one("#axis-train-precision").value = "fp32"
+        sweep.query_one("#axis-train-accumulate").value = "1,2"
+        sweep.query_one("#steps").value = "10"
+        sweep.query_one("#steps").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sweep.finished, "the sweep to finish", timeout=240)
+        table = sweep.query_one("#sweep-rows")
+        assert table.row_count == 2 and [r.status for r in sweep.rows] == ["completed", "completed"]
+        assert all(str(table.get_row(str(i))[-7]) == "completed" for i in range(2))
+        fastest = next(r for r in sweep.rows if r.fastest)
+        files = json.loads((sweep.directory / "sweep.json").read_text())
+        assert [r["run_id"] for r in files["rows"]] == [r.run_id for r in sweep.rows]
+        assert sweep.directory.parent == runs_dir.parent / "sweeps"
+
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.screen.query("#description"), "the save prompt")
+        assert "train.accumulate=" in app.screen.query_one("#description").value
+        await pilot.press("enter")
+        saved = presets_dir / "cpu-quick-swept.toml"
+        await wait_for(pilot, saved.exists, "the saved preset")
+        config = load_config(saved)
+        assert config.train.accumulate == dict(fastest.values)["train.accumulate"]
+        assert config.train.max_steps == 0, "the preset keeps its own length, not the sweep's"

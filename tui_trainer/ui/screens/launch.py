@@ -40,6 +40,7 @@ class LaunchScreen(Screen):
     BINDINGS = [
         Binding("enter", "start", "Start"),
         Binding("ctrl+s", "save_preset", "Save preset"),
+        Binding("w", "sweep", "Sweep"),
         # The option fields take digits only (NumberInput), so these letters work everywhere here.
         Binding("r", "app.show_runs", "Runs"),
         Binding("question_mark", "app.help", "Help", key_display="?"),
@@ -130,6 +131,16 @@ class LaunchScreen(Screen):
             self.notify(f"cannot start: {first}", severity="error", timeout=6)
             return
         self.app.start_run(evaluated.config)
+
+    def action_sweep(self) -> None:
+        """Open the sweep screen for the highlighted preset."""
+        from tui_trainer.ui.screens.sweep import SweepScreen
+
+        entry = self.query_one(PresetList).current
+        if entry is None or entry.config is None:
+            self.notify("no preset to sweep", severity="warning")
+            return
+        self.app.push_screen(SweepScreen(entry, Path(self.app.store.root).parent / "sweeps", self.presets_dir))
 
     def action_save_preset(self) -> None:
         """Ask for a name and save the edited options as a new preset file."""
