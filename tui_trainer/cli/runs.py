@@ -7,11 +7,11 @@ import csv
 import json
 import sys
 
-from tui_trainer.runs.settings import SETTING_KEYS
-
-# `runs --csv` columns, in order; names as in `runs --json`.
-CSV_COLUMNS = ("run_id", "name", "status", "step", "total_steps", "final_loss", "final_val_loss", *SETTING_KEYS,
-               "samples_per_s", "wall_s", "started_at", "error")
+# `runs --csv` columns, in order; names as in `runs --json` (the settings' names: runs.settings.SETTING_KEYS).
+# Nothing from tui_trainer.runs is imported at module level: `tui-trainer --help` builds this parser.
+CSV_COLUMNS = ("run_id", "name", "status", "step", "total_steps", "final_loss", "final_val_loss", "strategy",
+               "devices", "precision", "accumulate", "effective_batch", "lr", "samples_per_s", "wall_s",
+               "started_at", "error")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def listed_runs(runs_dir) -> list[dict]:
     """Every run as `runs --json` prints it: its record and its settings (None where unknown)."""
     from tui_trainer.runs import RunStore
-    from tui_trainer.runs.settings import read_settings
+    from tui_trainer.runs.settings import SETTING_KEYS, read_settings
 
     out = []
     for record in RunStore(runs_dir).list_runs():

@@ -12,16 +12,13 @@ DEFAULT_SWEEPS_DIR = "sweeps"
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `sweep`."""
-    from tui_trainer.runs.sweep import DEFAULT_STEPS
-
+    """The options of `sweep` (nothing from tui_trainer.runs is imported here: `--help` builds this parser)."""
     parser.add_argument("preset", help="a preset path, or the name of one in the presets directory")
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="an axis: a preset key and its values (repeatable), e.g. "
                              "--grid train.precision=fp32,bf16-mixed --grid train.accumulate=1,4")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, metavar="N",
-                        help=f"optimizer steps per combination (default {DEFAULT_STEPS}; the first tenth is an "
-                             "untimed warm-up)")
+    parser.add_argument("--steps", type=int, default=None, metavar="N",
+                        help="optimizer steps per combination (default 300; the first tenth is an untimed warm-up)")
     parser.add_argument("--effective-batch", type=int, default=0, metavar="N",
                         help="derive each row's train.accumulate = N / (batch x world size); sweep "
                              "data.batch_size to find the fastest way to an effective batch of N")
@@ -45,14 +42,23 @@ def run(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError
     from tui_trainer.hardware.machine import detect_machine
     from tui_trainer.runs import RunStore
-    from tui_trainer.runs.sweep import WARMUP_SHARE, parse_grid, plan_sweep, run_sweep, sweep_dir, write_sweep
+    from tui_trainer.runs.sweep import (
+        DEFAULT_STEPS,
+        WARMUP_SHARE,
+        parse_grid,
+        plan_sweep,
+        run_sweep,
+        sweep_dir,
+        write_sweep,
+    )
 
     if not args.grid:
         print("error: give at least one axis, e.g. --grid train.precision=fp32,bf16-mixed", file=sys.stderr)
         return 2
     try:
         axes = parse_grid(args.grid)
-        plan = plan_sweep(resolve_preset(args.preset, presets_dir), axes, detect_machine(), steps=args.steps,
+        plan = plan_sweep(resolve_preset(args.preset, presets_dir), axes, detect_machine(),
+                          steps=DEFAULT_STEPS if args.steps is None else args.steps,
                           effective_batch=args.effective_batch, overrides=tuple(args.overrides))
     except ConfigError as exc:
         for problem in exc.problems:
