@@ -189,8 +189,14 @@ def run_sweep(plan: SweepPlan, store, *, stop: threading.Event | None = None,
             rows[i] = replace(row, status="skipped", reason="the sweep was stopped before this row")
             _call(on_row, i, rows[i])
             continue
-        runner = make_runner(row.config)
-        run_dir = runner.start()
+        try:
+            runner = make_runner(row.config)
+            run_dir = runner.start()
+        except Exception as exc:  # the run directory cannot be made, a launcher is missing: this row fails
+            rows[i] = replace(row, status="failed", reason=f"could not start: {type(exc).__name__}: {exc}",
+                              config=None)
+            _call(on_row, i, rows[i])
+            continue
         _call(on_row, i, replace(row, status="running", run_id=run_dir.name))
         clock = _Clock(plan.steps)
         summary, asked_stop = None, False
