@@ -30,15 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rm.add_argument("--runs-dir", default=argparse.SUPPRESS, help="where runs are kept (default ./runs)")
 
 
-def listed_runs(runs_dir) -> list[dict]:
-    """Every run as `runs --json` prints it: its record and its settings (None where unknown)."""
+def listed_runs(runs_dir, *, exact: bool = True) -> list[dict]:
+    """Every run as `runs --json` prints it: its record and its settings (None where unknown).
+
+    `exact=False` (the table and CSV) reads the record's fields directly instead of through its
+    `as_json()` (dataclasses.asdict copies every value: a fifth of a second over 1,000 runs).
+    """
+    from dataclasses import fields
+
     from tui_trainer.runs import RunStore
     from tui_trainer.runs.settings import SETTING_KEYS, read_settings
 
     out = []
     for record in RunStore(runs_dir).list_runs():
         settings = read_settings(record.path)
-        row = record.as_json()
+        row = record.as_json() if exact else {f.name: getattr(record, f.name) for f in fields(record)}
         row.update(settings.as_json() if settings else dict.fromkeys(SETTING_KEYS))
         out.append(row)
     return out
@@ -48,7 +54,7 @@ def run(args) -> int:
     """List the runs (newest first), or delete some (`runs rm`)."""
     if getattr(args, "runs_command", None) == "rm":
         return remove(args)
-    rows = listed_runs(args.runs_dir)
+    rows = listed_runs(args.runs_dir, exact=args.json)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
