@@ -125,3 +125,16 @@ async def test_sweep_screen_fills_its_rows_and_saves_the_fastest_as_a_preset(pre
         config = load_config(saved)
         assert config.train.accumulate == dict(fastest.values)["train.accumulate"]
         assert config.train.max_steps == 0, "the preset keeps its own length, not the sweep's"
+
+
+async def test_options_toggle_compile_and_tensorboard(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = pane(app)
+        assert options.evaluated.config.train.compile is False
+        await choose(pilot, "compile", "true")
+        await choose(pilot, "tensorboard", "true")
+        await wait_for(pilot, lambda: options.evaluated.config.logging.tensorboard, "tensorboard on")
+        config = options.evaluated.config
+        assert config.train.compile and config.logging.tensorboard and options.evaluated.runnable

@@ -24,8 +24,11 @@ FIELDS = {
     "batch_size": "data.batch_size",
     "max_steps": "train.max_steps",
     "epochs": "train.epochs",
+    "compile": "train.compile",
+    "tensorboard": "logging.tensorboard",
 }
-CHOICES = {"strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS}
+CHOICES = {"strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
+           "compile": ("false", "true"), "tensorboard": ("false", "true")}
 EMPTY = '""'  # an emptied field: the schema then says what is expected
 
 
@@ -63,6 +66,8 @@ def values_of(config: RunConfig) -> dict[str, str]:
         "batch_size": str(config.data.batch_size),
         "max_steps": str(config.train.max_steps),
         "epochs": str(config.train.epochs),
+        "compile": "true" if config.train.compile else "false",
+        "tensorboard": "true" if config.logging.tensorboard else "false",
     }
 
 
