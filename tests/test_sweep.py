@@ -105,5 +105,21 @@ def test_a_typo_in_an_axis_is_bad_input_and_starts_nothing(tmp_path):
                  "--sweeps-dir", str(tmp_path / "sweeps"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        'error: --set: train.precision = "fp17": expected one of fp32, tf32, fp16-mixed, bf16-mixed, bf16-true']
+        'error: --grid: train.precision = "fp17": expected one of fp32, tf32, fp16-mixed, bf16-mixed, bf16-true']
     assert not (tmp_path / "runs").exists() and not (tmp_path / "sweeps").exists()
+
+
+def test_a_combination_that_contradicts_itself_is_skipped_not_refused():
+    from tests.conftest import PRESETS
+    from tui_trainer.config import Machine
+    from tui_trainer.runs.sweep import parse_grid, plan_sweep
+
+    axes = parse_grid(["strategy.name=cpu,ddp", "strategy.devices=1,2", "model.hidden=[8,8],[16]"])
+    assert axes[2].values == ([8, 8], [16]), "a list value with commas is one value"
+    plan = plan_sweep(PRESETS / "cpu-quick.toml", axes, Machine((), 2, "no GPU"), steps=5,
+                      overrides=("strategy.accelerator=cpu",))
+    status = {(dict(r.values)["strategy.name"], dict(r.values)["strategy.devices"]): r for r in plan.rows}
+    assert len(plan.rows) == 8
+    assert status["cpu", 2].status == "skipped" and 'strategy "cpu" uses one process' in status["cpu", 2].reason
+    assert all(status[k].status == "planned" for k in (("cpu", 1), ("ddp", 1), ("ddp", 2)))
+    assert status["ddp", 2].config.train.max_steps == 5

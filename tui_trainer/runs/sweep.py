@@ -126,14 +126,8 @@ def plan_sweep(preset: str | Path, axes: tuple[Axis, ...], machine: Machine, *, 
         raise ConfigError([ConfigProblem("--grid", "train.accumulate", None, "--effective-batch derives each row's "
                                          "accumulation; sweep data.batch_size instead")])
     base = (*overrides, f"train.max_steps={steps}", f"train.eval_every={steps + 1}")
-    problems = []
-    for axis in axes:  # each value on its own against the preset: a typo is bad input, not a skipped row
-        for value in axis.values:
-            try:
-                load_config(preset, [*base, _override(axis.key, value)])
-            except ConfigError as exc:  # only this key's own problems: the others depend on the combination
-                problems.extend(p for p in exc.problems if p.key == axis.key or axis.key.startswith(p.key + ".")
-                                or not p.key)
+    # Each value on its own against its field: a typo or an unknown key is bad input, not a skipped row.
+    problems = [p for axis in axes for value in axis.values if (p := _value_problem(axis.key, value))]
     if problems:
         raise ConfigError(_unique(problems))
     load_config(preset, list(base))  # the preset itself must be valid (raises ConfigError)
@@ -142,6 +136,22 @@ def plan_sweep(preset: str | Path, axes: tuple[Axis, ...], machine: Machine, *, 
         values = tuple((a.key, v) for a, v in zip(axes, combo))
         rows.append(_plan_row(preset, values, base, machine, effective_batch))
     return SweepPlan(str(preset), axes, steps, effective_batch, tuple(rows))
+
+
+def _value_problem(key: str, value: object) -> ConfigProblem | None:
+    """Why a value can never be right for its key (unknown key, wrong type, out of bounds), else None."""
+    from dataclasses import fields
+
+    from tui_trainer.config.presets import check_value
+    from tui_trainer.config.schema import SECTIONS
+
+    section, _, name = key.partition(".")
+    known = {f.name: f for f in fields(SECTIONS[section])} if section in SECTIONS else {}
+    if name not in known:
+        allowed = ", ".join(f"{section}.{k}" for k in known) if known else ", ".join(SECTIONS)
+        return ConfigProblem("--grid", key, value, f"unknown key (allowed: {allowed})")
+    _, error = check_value(known[name].metadata, value)
+    return ConfigProblem("--grid", key, value, error) if error else None
 
 
 def _plan_row(preset: Path, values, base, machine: Machine, effective_batch: int) -> SweepRow:
