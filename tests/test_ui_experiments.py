@@ -138,3 +138,23 @@ async def test_options_toggle_compile_and_tensorboard(presets_dir, runs_dir):
         await wait_for(pilot, lambda: options.evaluated.config.logging.tensorboard, "tensorboard on")
         config = options.evaluated.config
         assert config.train.compile and config.logging.tensorboard and options.evaluated.runnable
+
+
+async def test_a_second_run_started_by_hand_trains_beside_the_first_and_the_app_says_so(presets_dir, runs_dir):
+    long = (presets_dir / "cpu-quick.toml").read_text().replace("epochs = 100 ", "epochs = 100000 ")
+    (presets_dir / "a-long.toml").write_text(long)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(app.active_runs) == 1, "the first run")
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: len(app.active_runs) == 2, "both runs training")
+        assert any("2 runs are training side by side" in n.message for n in app._notifications)
+        await pilot.press("escape", "r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        assert len(table.records) == 2 and all(r.status in ("running", "starting") for r in table.records.values())
+        for live in app.live.values():
+            live.runner.stop()
+        await wait_for(pilot, lambda: not app.active_runs, "both runs stopped", timeout=120)

@@ -173,7 +173,13 @@ class TrainerApp(App[int]):
         except Exception as exc:
             self.notify(f"cannot start: {exc}", severity="error")
             return None
-        return self._start_live(live)
+        others = len(self.active_runs)
+        started = self._start_live(live)
+        if started is not None and others:
+            # Runs started by hand train side by side: say so, since they share the machine's cores and GPUs.
+            self.notify(f"{others + 1} runs are training side by side and share this machine; "
+                        "r lists them all", severity="warning", timeout=6)
+        return started
 
     def _start_live(self, live: LiveRun) -> LiveRun | None:
         try:
