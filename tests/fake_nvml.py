@@ -13,6 +13,20 @@ from types import SimpleNamespace
 import pynvml
 
 MIB = 1024 * 1024
+# What NVML answers on a MIG instance's handle; utilisation, temperature and power are the parent GPU's.
+MIG_HANDLE_CALLS = {"nvmlDeviceGetName", "nvmlDeviceGetUUID", "nvmlDeviceGetMemoryInfo",
+                    "nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"}
+
+
+@dataclass
+class FakeMig:
+    """One MIG instance of a FakeGpu (a slot on its parent)."""
+
+    uuid: str = "MIG-11111111-2222-3333-4444-555555555555"
+    name: str = "NVIDIA A100-SXM4-40GB MIG 3g.20gb"
+    total_mib: int = 19968
+    used_mib: int = 300
+    processes: list[tuple[int, str, int | None]] = field(default_factory=list)
 
 
 @dataclass
@@ -33,19 +47,25 @@ class FakeGpu:
     processes: list[tuple[int, str, int | None]] = field(default_factory=list)  # (pid, name, MiB)
     unsupported: set[str] = field(default_factory=set)
     lost: bool = False
+    reserved_mib: int = 0  # driver-reserved memory: NVML's v1 memory call counts it as used, v2 does not
+    mig: dict[int, FakeMig] = field(default_factory=dict)  # MIG slot -> instance; non-empty: MIG mode on
+    max_mig: int = 7
 
 
 @dataclass(frozen=True)
 class FakeHandle:
     index: int
+    mig: int | None = None  # a MIG instance's slot on GPU `index`
 
 
 class FakeNvml:
     """pynvml with scripted GPUs. `calls` counts each function called, for the tests to assert on."""
 
     def __init__(self, gpus: list[FakeGpu], driver: str = "550.54.15", cuda: int = 12040,
-                 init_error: Exception | None = None) -> None:
+                 init_error: Exception | None = None, memory_v2: bool = True) -> None:
         self.gpus = gpus
+        self.memory_v2 = memory_v2  # False: an nvidia-ml-py older than the `version` argument
+        self.memory_versions: list[int | None] = []
         self.driver = driver
         self.cuda = cuda
         self.init_error = init_error
@@ -67,7 +87,7 @@ class FakeNvml:
         gpu = self.gpus[handle.index]
         if gpu.lost:
             raise pynvml.NVMLError_GpuIsLost()
-        if name in gpu.unsupported:
+        if name in gpu.unsupported or (handle.mig is not None and name not in MIG_HANDLE_CALLS):
             raise pynvml.NVMLError_NotSupported()
         return gpu
 
@@ -93,7 +113,7 @@ class FakeNvml:
     def nvmlSystemGetProcessName(self, pid: int) -> str:
         self._count("nvmlSystemGetProcessName")
         for gpu in self.gpus:
-            for proc_pid, name, _ in gpu.processes:
+            for proc_pid, name, _ in [*gpu.processes, *(p for m in gpu.mig.values() for p in m.processes)]:
                 if proc_pid == pid:
                     return name
         raise pynvml.NVMLError_NotFound()
@@ -109,11 +129,33 @@ class FakeNvml:
             raise pynvml.NVMLError_InvalidArgument()
         return FakeHandle(index)
 
+    def _mig(self, handle: FakeHandle) -> FakeMig | None:
+        return None if handle.mig is None else self.gpus[handle.index].mig[handle.mig]
+
     def nvmlDeviceGetName(self, handle: FakeHandle) -> str:
-        return self._gpu(handle, "nvmlDeviceGetName").name
+        gpu = self._gpu(handle, "nvmlDeviceGetName")
+        return self._mig(handle).name if handle.mig is not None else gpu.name
 
     def nvmlDeviceGetUUID(self, handle: FakeHandle) -> str:
-        return self._gpu(handle, "nvmlDeviceGetUUID").uuid
+        gpu = self._gpu(handle, "nvmlDeviceGetUUID")
+        return self._mig(handle).uuid if handle.mig is not None else gpu.uuid
+
+    def nvmlDeviceGetMigMode(self, handle: FakeHandle) -> tuple[int, int]:
+        gpu = self._gpu(handle, "nvmlDeviceGetMigMode")
+        on = int(bool(gpu.mig))
+        return (on, on)
+
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: FakeHandle) -> int:
+        gpu = self._gpu(handle, "nvmlDeviceGetMaxMigDeviceCount")
+        return gpu.max_mig if gpu.mig else 0
+
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: FakeHandle, index: int) -> FakeHandle:
+        gpu = self._gpu(handle, "nvmlDeviceGetMigDeviceHandleByIndex")
+        if not gpu.mig:
+            raise pynvml.NVMLError_InvalidArgument()
+        if index not in gpu.mig:
+            raise pynvml.NVMLError_NotFound()
+        return FakeHandle(handle.index, index)
 
     def nvmlDeviceGetPciInfo(self, handle: FakeHandle):
         return SimpleNamespace(busId=self._gpu(handle, "nvmlDeviceGetPciInfo").pci_bus_id.encode())
@@ -121,10 +163,22 @@ class FakeNvml:
     def nvmlDeviceGetCudaComputeCapability(self, handle: FakeHandle) -> tuple[int, int]:
         return self._gpu(handle, "nvmlDeviceGetCudaComputeCapability").capability
 
-    def nvmlDeviceGetMemoryInfo(self, handle: FakeHandle):
-        gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")
-        return SimpleNamespace(total=gpu.total_mib * MIB, used=gpu.used_mib * MIB,
-                               free=(gpu.total_mib - gpu.used_mib) * MIB)
+    def nvmlDeviceGetMemoryInfo(self, handle: FakeHandle, version: int | None = None):
+        gpu = self._gpu(handle, "nvmlDeviceGetMemoryInfo")  # counted, so a test sees every attempt
+        if version is not None and not self.memory_v2:
+            raise TypeError("nvmlDeviceGetMemoryInfo() got an unexpected keyword argument 'version'")
+        self.memory_versions.append(version)
+        mig = self._mig(handle)
+        if mig is not None:
+            return SimpleNamespace(total=mig.total_mib * MIB, used=mig.used_mib * MIB,
+                                   free=(mig.total_mib - mig.used_mib) * MIB)
+        if version is None:  # v1: driver-reserved memory counts as used
+            used = gpu.used_mib + gpu.reserved_mib
+            return SimpleNamespace(total=gpu.total_mib * MIB, used=used * MIB, free=(gpu.total_mib - used) * MIB)
+        if version != pynvml.nvmlMemory_v2:
+            raise pynvml.NVMLError_InvalidArgument()
+        return SimpleNamespace(version=version, total=gpu.total_mib * MIB, reserved=gpu.reserved_mib * MIB,
+                               used=gpu.used_mib * MIB, free=(gpu.total_mib - gpu.used_mib - gpu.reserved_mib) * MIB)
 
     def nvmlDeviceGetUtilizationRates(self, handle: FakeHandle):
         gpu = self._gpu(handle, "nvmlDeviceGetUtilizationRates")
@@ -144,10 +198,11 @@ class FakeNvml:
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: FakeHandle) -> list:
         gpu = self._gpu(handle, "nvmlDeviceGetComputeRunningProcesses")
+        mig = self._mig(handle)
         # pynvml turns "not available" (WDDM, some containers) into usedGpuMemory=None.
         return [SimpleNamespace(pid=pid, usedGpuMemory=None if mib is None else mib * MIB,
                                 gpuInstanceId=0xFFFFFFFF, computeInstanceId=0xFFFFFFFF)
-                for pid, _, mib in gpu.processes]
+                for pid, _, mib in (mig.processes if mig is not None else gpu.processes)]
 
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: FakeHandle) -> list:
         self._gpu(handle, "nvmlDeviceGetGraphicsRunningProcesses")

@@ -8,7 +8,7 @@ from tests.conftest import cli
 from tests.test_ui import make_app, wait_for
 from tui_trainer.runs import read_curves
 from tui_trainer.training.figures import train_loss, train_loss_window
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 from tui_trainer.ui.screens.run_detail import RunDetailScreen
 from tui_trainer.ui.screens.runs import RunsScreen
 
@@ -65,7 +65,7 @@ async def test_a_finished_runs_loss_figures_agree_in_summary_runs_json_headless_
 
 def test_a_resumed_runs_train_loss_averages_over_the_same_window_as_an_unbroken_run(tmp_path):
     from tests.conftest import make_config
-    from tui_trainer.runs import Runner, RunStore
+    from tui_trainer.runs import Runner, RunStore, resume_runner
 
     config = make_config("resumed", train={"max_steps": 60})
     runner = Runner(config, RunStore(tmp_path))
@@ -73,7 +73,7 @@ def test_a_resumed_runs_train_loss_averages_over_the_same_window_as_an_unbroken_
     runner.stop()  # stops after its first report, mid-epoch
     stopped = runner.wait(120)
     assert stopped.status == "stopped" and stopped.step < 60
-    resumed = Runner.resume_run(run_dir)
+    resumed = resume_runner(run_dir)
     resumed.start()
     summary = resumed.wait(120)
     assert summary.status == "completed"

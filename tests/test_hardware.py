@@ -21,7 +21,7 @@ import pynvml
 import pytest
 
 from tests.conftest import ROOT, cli
-from tests.fake_nvml import FakeGpu, FakeNvml
+from tests.fake_nvml import FakeGpu, FakeMig, FakeNvml
 from tui_trainer.cli.gpus import add_arguments, format_table, run, to_json
 from tui_trainer.hardware import (
     GpuSampler,
@@ -135,7 +135,7 @@ UUIDS = ["GPU-0a3f0000-aaaa", "GPU-1a3f0001-bbbb", "GPU-5a3f0002-cccc", "GPU-5b0
     ("GPU-1a3f,GPU-1a3f0001", ()), # the same GPU twice, by two prefixes
     ("GPU-1a3f,GPU-nope,GPU-0a3f", (1,)),
     ("GPU-1a3f,2", (1,)),          # a list is all UUIDs or all numbers
-    ("MIG-1234", ()),
+    ("MIG-1234", ()),              # MIG instances are mapped through NVML by resolve_mig, not here
 ])
 def test_cuda_visible_devices_resolve_to_physical_gpus_in_torch_order(spec, physical):
     assert resolve_visible(spec, UUIDS) == physical
@@ -177,6 +177,69 @@ def test_mixed_gpu_models_warn_about_cuda_device_order():
     fake = FakeNvml([FakeGpu(name="NVIDIA A100", uuid="GPU-a"), FakeGpu(name="NVIDIA T4", uuid="GPU-b")])
     assert any("CUDA_DEVICE_ORDER=PCI_BUS_ID" in n for n in inventory_of(fake).notes)
     assert inventory_of(fake, order="PCI_BUS_ID").notes == ()
+
+
+def mig_machine() -> FakeNvml:
+    """Two A100s; physical GPU 1 is split into MIG instances in slots 0 and 2 (slot 1 empty)."""
+    fake = FakeNvml.with_gpus(2)
+    fake.gpus[1].mig = {
+        0: FakeMig(uuid="MIG-aaaaaaaa-1111-2222-3333-444444444444", name="NVIDIA A100-SXM4-40GB MIG 3g.20gb"),
+        2: FakeMig(uuid="MIG-bbbbbbbb-1111-2222-3333-444444444444", name="NVIDIA A100-SXM4-40GB MIG 2g.10gb",
+                   total_mib=9728, used_mib=1500, processes=[(4321, "python3", 1200)]),
+    }
+    return fake
+
+
+def test_a_mig_instance_in_cuda_visible_devices_is_a_usable_gpu_shown_as_a_slice_of_its_parent():
+    from tests.conftest import make_config
+    from tui_trainer.config import validate_for_machine
+    from tui_trainer.ui.widgets.gpu_panel import gpu_lines
+
+    fake = mig_machine()
+    nvml = Nvml(fake)
+    inventory = read_inventory(nvml, visible_devices="MIG-bbbbbbbb")  # a unique prefix, as CUDA accepts
+    (gpu,) = inventory.gpus
+    assert (gpu.index, gpu.physical_index, gpu.is_mig, gpu.uuid) == (0, 1, True, fake.gpus[1].mig[2].uuid)
+    assert gpu.name == "NVIDIA A100-SXM4-40GB MIG 2g.10gb" and gpu.memory_total_mib == 9728
+    assert gpu.label == "GPU 0 (MIG instance on physical 1)" and inventory.hidden == (0,)
+    (sample,) = read_samples(nvml, inventory)
+    assert (sample.memory_used_mib, sample.memory_total_mib) == (1500, 9728), "the instance's memory, not the board's"
+    assert sample.utilization_gpu is None and sample.temperature_c == 55, "board temperature; no MIG utilisation"
+    assert [p.pid for p in sample.processes] == [4321]
+    table = format_table(inventory, (sample,))
+    row = next(line for line in table.splitlines() if line.strip().startswith("0 "))
+    assert "1 MIG" in row and "MIG 2g.10gb" in row and "1,500 / 9,728 MiB" in row
+    assert any("MIG instance of physical GPU 1" in note for note in inventory.notes)
+    assert to_json(inventory, (sample,))["gpus"][0]["mig"] is True
+    assert "MIG instance of GPU 1" in gpu_lines(sample, 0, 60).plain
+    machine = machine_from_inventory(inventory, cpu_count=4)
+    assert [(g.index, g.capability) for g in machine.gpus] == [(0, (8, 0))]
+    single_bf16 = make_config(strategy={"name": "single"}, train={"precision": "bf16-mixed"})
+    assert validate_for_machine(single_bf16, machine) == [], "single and bf16 run on a MIG instance"
+
+
+def test_a_mig_uuid_nvml_does_not_list_says_which_instances_exist():
+    inventory = inventory_of(mig_machine(), visible="MIG-cccc")
+    assert not inventory.available and "leaves none of the 2 GPU(s) visible" in inventory.reason
+    (note,) = inventory.notes
+    assert "MIG-aaaaaaaa-1111-2222-3333-444444444444" in note and "MIG-bbbbbbbb" in note
+
+
+def test_memory_used_is_nvml_v2_like_nvidia_smi_with_v1_as_fallback():
+    fake = FakeNvml.with_gpus(1)
+    fake.gpus[0].reserved_mib = 512  # v1 would count the driver's reservation as used: 1,536 MiB
+    nvml = Nvml(fake)
+    (sample,) = read_samples(nvml, read_inventory(nvml, visible_devices=None))
+    assert sample.memory_used_mib == 1024 and pynvml.nvmlMemory_v2 in fake.memory_versions
+
+    old = FakeNvml.with_gpus(1, memory_v2=False)  # an nvidia-ml-py without the `version` argument
+    old.gpus[0].reserved_mib = 512
+    nvml = Nvml(old)
+    inventory = read_inventory(nvml, visible_devices=None)
+    assert [s.memory_used_mib for s in read_samples(nvml, inventory)] == [1536], "v1's figure, not n/a"
+    asked = old.calls["nvmlDeviceGetMemoryInfo"]
+    read_samples(nvml, inventory)
+    assert old.calls["nvmlDeviceGetMemoryInfo"] == asked + 1, "v2 is not asked again once it failed"
 
 
 # --- guarded queries: n/a fields, lost GPUs, init once ---------------------------------------------

@@ -27,16 +27,14 @@ COMMON = ["--set", "data.dataset=synthetic-regression", "--set", "data.samples=4
 
 def worker_pids(under: Path) -> list[int]:
     """Processes running our worker module for runs under a folder (none may outlive its run)."""
+    import psutil
+
     pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if b"tui_trainer.training.worker" in cmdline and str(under).encode() in cmdline and stat.split(") ")[-1][:1] != "Z":
-                pids.append(int(entry.name))
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(process.info["cmdline"] or ())
+        if ("tui_trainer.runs.worker" in cmdline and str(under) in cmdline
+                and process.info["status"] != psutil.STATUS_ZOMBIE):
+            pids.append(process.pid)
     return pids
 
 
@@ -187,6 +185,10 @@ def test_a_stop_request_reaches_every_rank_which_checkpoint_and_exit(runs_dir):
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step > 0
     states = {json.loads(p.read_text())["state"] for p in (run_dir / "ranks").glob("rank-*.json")}
     assert states == {"stopped"}
+    from tui_trainer.training.checkpoint import rank_rng
+
+    assert all(rank_rng(run_dir, rank, summary.step) is not None for rank in (0, 1)), \
+        "each rank keeps its own RNG states for the checkpoint's step (its dropout resumes exactly)"
     assert worker_pids(runs_dir) == []
 
 
@@ -243,11 +245,11 @@ def test_hybrid_two_replicas_of_two_cpu_stages_match_one_process(tmp_path):
     assert worker_pids(tmp_path) == []
 
 
-def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cleanly(tmp_path):
+def test_a_detached_run_in_its_own_process_equals_the_thread_run_and_stops_cleanly(tmp_path):
     config = make_config(data={"dataset": "diabetes"}, model={"dropout": 0.1}, train={"epochs": 3})
     thread = create_runner(config, RunStore(tmp_path / "thread"))
     process = create_runner(config, RunStore(tmp_path / "process"), isolated=True)
-    assert type(process).__name__ == "ProcessRunner"
+    assert type(process).__name__ == "DetachedRunner"
     dirs = [thread.start(), process.start()]
     summaries = [thread.wait(120), process.wait(120)]
     assert [s.status for s in summaries] == ["completed", "completed"]
@@ -264,3 +266,73 @@ def test_an_isolated_run_in_a_worker_process_equals_the_thread_run_and_stops_cle
     summary = long.wait(60)
     assert summary.status == "stopped" and load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary.step
     assert worker_pids(tmp_path) == []
+
+
+def test_ddp_on_the_default_data_takes_the_steps_and_samples_of_one_process(tmp_path):
+    # diabetes: 353 training samples, 32 a step: 11 full steps and a last step of 1 sample, which one
+    # of the two ranks gets while the other joins the step with zero weight.
+    common = ["--headless", "--set", "train.epochs=3"]
+    one = cli("run", "cpu-quick", *common, "--runs-dir", str(tmp_path / "cpu"), "--set", "data.batch_size=32")
+    assert one.returncode == 0, one.stderr
+    two = cli("run", "cpu-quick", *common, "--runs-dir", str(tmp_path / "ddp"), "--set", "strategy.name=ddp",
+              "--set", "strategy.devices=2", "--set", "data.batch_size=16")
+    assert two.returncode == 0, two.stdout + two.stderr
+    assert "completed: cpu-quick at step 36/36" in one.stdout and "completed: cpu-quick at step 36/36" in two.stdout
+    assert_close(final_weights(tmp_path / "cpu"), final_weights(tmp_path / "ddp"))
+    assert worker_pids(tmp_path) == []
+
+
+def listening_addresses(root_pid: int) -> set[str]:
+    """The addresses that a process and its children listen on (TCP)."""
+    import psutil
+
+    try:
+        root = psutil.Process(root_pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return set()
+    out = set()
+    for process in processes:
+        try:
+            out |= {c.laddr.ip for c in process.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+        except psutil.NoSuchProcess:
+            continue
+    return out
+
+
+def test_a_one_node_ddp_run_listens_on_loopback_only(runs_dir):
+    runner = create_runner(long_ddp_config(), RunStore(runs_dir))
+    run_dir = runner.start()
+    try:
+        wait_for(lambda: len(rank_pids(run_dir)) == 2, 90, "both ranks training")
+        wait_for(lambda: (run_dir / "metrics.jsonl").exists(), 60, "the first steps")
+        addresses = listening_addresses(runner.process.pid)
+        assert addresses, "torchrun's store listens somewhere"
+        assert addresses <= {"127.0.0.1", "::1"}, f"listening beyond loopback: {addresses}"
+    finally:
+        runner.stop()
+        summary = runner.wait(60)
+    assert summary.status == "stopped"
+    assert worker_pids(runs_dir) == []
+
+
+def test_an_unreachable_rendezvous_fails_within_its_timeout_naming_the_cause(tmp_path):
+    started = time.monotonic()
+    result = cli("run", "multinode-ddp", "--headless", "--node-rank", "1", "--runs-dir", str(tmp_path),
+                 "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "--set", "strategy.rdzv_timeout=5",
+                 "--set", "strategy.devices=1", "--set", "train.precision=fp32", timeout=180)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - started < 120, "bounded by strategy.rdzv_timeout, not torch's minutes"
+    (run_dir,) = tmp_path.iterdir()
+    error = json.loads((run_dir / "summary.json").read_text())["error"]
+    assert error.startswith("rendezvous failed: ") and "timed out after 5000ms" in error
+    assert worker_pids(tmp_path) == []
+
+
+def test_a_rendezvous_host_that_does_not_resolve_is_refused_before_anything_starts(tmp_path):
+    result = cli("run", "multinode-ddp", "--headless", "--runs-dir", str(tmp_path),
+                 "--set", "strategy.rdzv_endpoint=no-such-host.invalid:29500")
+    assert result.returncode == 2
+    assert 'strategy.rdzv_endpoint = "no-such-host.invalid:29500": host "no-such-host.invalid" does not resolve' \
+        in result.stderr
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.conftest import make_config, run_to_end
-from tui_trainer.runs import Runner, RunStore, read_curves
+from tui_trainer.runs import Runner, RunStore, read_curves, resume_runner
 from tui_trainer.training.checkpoint import load_checkpoint
 from tui_trainer.training.data import plan_epoch
 from tui_trainer.training.loop import Trainer
@@ -106,7 +106,7 @@ def test_resume_continues_from_last_step_to_the_same_weights(tmp_path):
     assert stopped.status == "stopped" and stopped.step == 17
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == 17
 
-    resumed = Runner.resume_run(run_dir)
+    resumed = resume_runner(run_dir)
     resumed.start()
     final = resumed.wait(60)
     assert final.status == "completed" and final.step == 48

@@ -20,10 +20,9 @@ from tests.conftest import PRESETS, ROOT, make_config
 from tests.fake_nvml import FakeNvml
 from tui_trainer.config import Machine, VisibleGpu, load_config
 from tui_trainer.hardware import GpuSampler
-from tui_trainer.runs import Runner, RunStore
+from tui_trainer.runs import Runner, RunStore, resume_runner
 from tui_trainer.ui.app import TrainerApp
-from tui_trainer.ui.live_run import LiveRun
-from tui_trainer.ui.run_state import RunState, Series
+from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.screens.compare import CompareScreen
 from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
 from tui_trainer.ui.screens.help import HelpScreen
@@ -278,7 +277,7 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
     assert app.return_code == 0
 
 
-async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, runs_dir):
+async def test_quit_with_an_active_run_asks_and_s_stops_it_cleanly(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
@@ -297,7 +296,7 @@ async def test_quit_with_an_active_run_asks_then_stops_it_cleanly(presets_dir, r
         assert live.runner.is_running()
         await pilot.press("q")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question again")
-        await pilot.press("y")
+        await pilot.press("s")  # stop them: checkpoint written, then quit
         await wait_for(pilot, lambda: app.return_code is not None, "the app to exit", timeout=60)
     assert app.return_code == 0
     assert not live.runner.is_running()
@@ -349,7 +348,7 @@ async def test_app_opened_with_a_runner_starts_it_on_its_dashboard(presets_dir, 
     assert app.return_code == 0
 
     # `tui-trainer resume RUN_DIR`: the dashboard shows the earlier curve, then continues from the checkpoint
-    resumed = Runner.resume_run(runner.run_dir)
+    resumed = resume_runner(runner.run_dir)
     app = TrainerApp(presets_dir, runs_dir, resumed, machine=CPU_MACHINE, sampler=no_gpu_sampler())
     _apps.append(app)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -450,23 +449,6 @@ async def test_gpu_list_and_dashboard_panels_with_fake_nvml(presets_dir, runs_di
 
 
 # ------------------------------------------------------------------ small parts
-def test_series_spans_the_whole_run_in_bounded_points():
-    series = Series(capacity=100)
-    series.extend(float(i) for i in range(10_000))
-    points = series.snapshot()
-    assert len(points) <= 100
-    assert points[0] < 100 and points[-1] > 9_800  # first and last steps both represented
-    assert series.count == 10_000 and series.min == 0.0 and series.last == 9_999.0
-
-
-def test_run_state_keeps_a_bounded_log():
-    state = RunState("r", "n")
-    for i in range(2_000):
-        state.note("info", f"line {i}")
-    assert len(state.log) == 500 and state.log[-1] == ("info", "line 1999")
-    assert state.log_since(1_998) == [("info", "line 1998"), ("info", "line 1999")]
-
-
 async def test_help_and_layout_survive_80x24_and_resizes(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -549,3 +531,77 @@ async def test_ddp_preset_on_cpu_processes_shows_live_sparkline_and_both_ranks(p
         await wait_for(pilot, lambda: live.state.status == "stopped", "status stopped", timeout=60)
         await wait_for(pilot, lambda: {r.state for r in live.state.ranks.values()} == {"stopped"},
                        "both ranks stopped")
+
+
+async def test_each_realistic_mistake_is_shown_beside_its_preset_as_the_cli_says_it(tmp_path, runs_dir):
+    """The app shows the messages of tests/data/bad_presets/*.expected (without the file name) beside each preset."""
+    corpus = ROOT / "tests" / "data" / "bad_presets"
+    presets_dir = tmp_path / "bad"
+    shutil.copytree(corpus, presets_dir)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        await wait_for(pilot, lambda: len(presets.entries) >= 15, "the corpus listed")
+        for index, entry in enumerate(presets.entries):
+            if index:
+                await pilot.press("down")
+            await wait_for(pilot, lambda: pane(app).entry is not None and pane(app).entry.name == entry.name,
+                           f"{entry.name} shown", 10)
+            shown = str(pane(app).query_one("#problems").render())
+            expected = (corpus / f"{entry.name}.expected").read_text(encoding="utf-8").splitlines()
+            for line in expected:
+                assert "✗ " + line.removeprefix(f"error: {entry.name}.toml: ") in shown.splitlines(), entry.name
+
+
+async def test_runs_screen_lists_damaged_runs_with_a_note_and_refuses_a_damaged_checkpoint(presets_dir, runs_dir):
+    good = finished_run(runs_dir, "good", 1e-3)
+    summary = json.loads((good / "summary.json").read_text())
+    (good / "summary.json").write_text(json.dumps({**summary, "status": "stopped"}))
+    record = (good / "summary.json").read_bytes()
+    checkpoint = good / "checkpoint.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # truncated
+    for name, text in [("20200101-000000-list", "[1]"), ("20200101-000001-wall", json.dumps({**summary,
+                                                                                                "wall_s": "abc"}))]:
+        (runs_dir / name).mkdir()
+        (runs_dir / name / "summary.json").write_text(text)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(120, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        assert set(table.records) == {good.name, "20200101-000000-list", "20200101-000001-wall"}
+        assert table.records["20200101-000000-list"].note == "summary.json holds list, not an object"
+        assert table.records["20200101-000001-wall"].note == 'summary.json: unreadable wall_s = "abc"'
+        assert table.current.run_id == good.name  # newest first
+        await pilot.press("down")
+        await wait_for(pilot, lambda: "damaged: summary.json" in str(app.screen.query_one("#runs-hint").render()),
+                       "the note in the hint")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen) and "damaged:" in str(
+            app.screen.query_one("#figures").render()), "the note on the run's figures")
+        await pilot.press("escape")
+        await pilot.press("up", "r")
+        await wait_for(pilot, lambda: any("cannot resume" in n.message for n in app._notifications),
+                       "the refusal of the damaged checkpoint")
+        (message,) = [n.message for n in app._notifications if "cannot resume" in n.message]
+        assert message.startswith(f"cannot resume: {checkpoint}: the checkpoint is damaged or truncated")
+        assert not app.live, "nothing was started"
+    assert (good / "summary.json").read_bytes() == record, "the run's record is untouched"
+
+
+async def test_a_saved_preset_name_cannot_leave_the_presets_directory(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    before = set(presets_dir.parent.rglob("*.toml"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.query("#name"), "the name prompt")
+        for name in ("../escaped", "/tmp/abs", "sub/dir", ".hidden", ".."):
+            await pilot.press("ctrl+u", *name, "enter")
+            await wait_for(pilot, lambda: "letters, digits" in str(app.screen.query_one("#error").render()),
+                           f"the refusal of {name!r}")
+            app.screen.query_one("#error").update("")
+        await pilot.press("escape")
+    assert set(presets_dir.parent.rglob("*.toml")) == before and not Path("/tmp/abs.toml").exists()

@@ -86,7 +86,7 @@ def app_command(runs_dir: Path, exit_file: Path, env: str) -> str:
     return f"cd {ROOT} && env LANG=C.UTF-8 {env} {launcher} --runs-dir {runs_dir}; echo $? > {exit_file}"
 
 
-def no_process_left(runs_dir: Path, timeout: float = 10.0) -> bool:
+def no_process_left(runs_dir: Path, timeout: float = 60.0) -> bool:
     """Whether every process started for this runs directory is gone."""
     import psutil
 
@@ -134,9 +134,9 @@ def test_default_preset_in_tmux_80x24_shows_sparklines_and_quits(tmp_path):
         assert steps == sorted(steps), steps
 
         term.keys("q")
-        text = term.wait_for(lambda t: "y/n" in t or exit_file.exists(), "the quit question or the exit")
-        if "y/n" in text and not exit_file.exists():  # the run was still going: confirm, it stops cleanly
-            term.keys("y")
+        text = term.wait_for(lambda t: "quit and" in t or exit_file.exists(), "the quit question or the exit")
+        if "quit and" in text and not exit_file.exists():  # the run was still going: s stops it cleanly
+            term.keys("s")
         deadline = time.monotonic() + 60
         while not exit_file.exists() or not exit_file.read_text().strip():
             assert time.monotonic() < deadline, "the app did not exit"
@@ -178,26 +178,103 @@ def test_launch_screen_in_a_16_colour_terminal_and_without_colour(tmp_path, env)
     assert no_process_left(runs_dir)
 
 
-def test_a_dropped_connection_stops_the_run_cleanly(tmp_path):
-    """Closing the terminal (SIGHUP, as when SSH drops) mid-run: the run stops with its checkpoint written."""
+LONG_PRESETS = {
+    "cpu": 'description = "cpu-quick, but long"\n[train]\nmax_steps = 1000000\n',
+    "ddp": 'description = "ddp on 2 CPU processes, long"\n[train]\nmax_steps = 1000000\n'
+           '[strategy]\nname = "ddp"\ndevices = 2\naccelerator = "cpu"\n',
+}
+
+
+def last_metrics_step(run_dir: Path) -> int:
+    from tui_trainer.runs.metrics import last_step
+
+    return last_step(run_dir)
+
+
+@pytest.mark.parametrize("kind", ["cpu", "ddp"])
+def test_a_run_outlives_its_terminal_and_a_new_session_attaches_and_stops_it(tmp_path, kind):
+    """Start a run in the app, lose the terminal (SIGHUP, as when SSH drops): the run keeps training. A new
+    terminal's `tui-trainer` lists it live; enter opens its dashboard, x stops it; resume finishes it."""
     runs_dir, exit_file, presets = tmp_path / "runs", tmp_path / "exit-code", tmp_path / "presets"
     presets.mkdir()
-    (presets / "long.toml").write_text('description = "cpu-quick, but long"\n[train]\nmax_steps = 1000000\n')
+    (presets / "long.toml").write_text(LONG_PRESETS[kind])
     command = app_command(runs_dir, exit_file, "TERM=xterm-256color").replace(
         f"--runs-dir {runs_dir}", f"--runs-dir {runs_dir} --presets-dir {presets}")
-    term = Terminal(f"tui-trainer-test-{os.getpid()}-hup", command)
+    term = Terminal(f"tui-trainer-test-{os.getpid()}-hup-{kind}", command)
     try:
         term.wait_for(lambda t: "long" in t and "Quit" in t, "the launch screen")
         term.keys("Enter")
-        term.wait_for(lambda t: re.search(r"step [1-9][\d,]*/1,000,000", t) is not None, "training")
+        term.wait_for(lambda t: re.search(r"step [1-9][\d,]*/1,000,000", t) is not None, "training", 180)
     finally:
         term.close()  # the terminal goes away under the running app
-    summary_path = next(runs_dir.iterdir()) / "summary.json"
-    deadline = time.monotonic() + 60
-    while json.loads(summary_path.read_text()).get("status") == "running":
-        assert time.monotonic() < deadline, "the run was not stopped after the hang-up"
-        time.sleep(0.1)
-    summary = json.loads(summary_path.read_text())
+    run_dir = next(runs_dir.iterdir())
+    try:
+        before = last_metrics_step(run_dir)
+        deadline = time.monotonic() + 120
+        while last_metrics_step(run_dir) <= before + 10:  # it keeps training, with no terminal
+            assert time.monotonic() < deadline, "the run stopped training when its terminal went away"
+            time.sleep(0.2)
+        assert json.loads((run_dir / "summary.json").read_text())["status"] == "running"
+
+        exit_file = tmp_path / "exit-code-2"
+        again = Terminal(f"tui-trainer-test-{os.getpid()}-again-{kind}", command.replace("exit-code", "exit-code-2"))
+        try:
+            again.wait_for(lambda t: "long" in t and "Quit" in t, "the launch screen")
+            again.keys("r")
+            again.wait_for(lambda t: run_dir.name[:20] in t and "running" in t, "the run live in Runs")
+            again.keys("Enter")
+            again.wait_for(lambda t: re.search(r"running\s+step [1-9][\d,]*/1,000,000", t) is not None,
+                           "its live dashboard")
+            again.keys("x")
+            again.wait_for(lambda t: re.search(r"stopped\s+step [1-9]", t) is not None, "stopped", 120)
+            again.keys("q")
+            deadline = time.monotonic() + 30
+            while not exit_file.exists() or not exit_file.read_text().strip():
+                assert time.monotonic() < deadline, "the app did not exit"
+                time.sleep(0.05)
+        finally:
+            again.close()
+    finally:
+        (run_dir / "stop.request").touch()  # whatever happened above, the run ends with the test
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "stopped", summary
-    assert (summary_path.parent / "checkpoint.pt").exists()
+    assert (run_dir / "checkpoint.pt").exists()
+    assert no_process_left(runs_dir), "a worker process outlived the stop"
+
+    config = run_dir / "config.toml"  # a planned end in reach, so that resume completes it
+    config.write_text(re.sub(r"max_steps = \d+", f"max_steps = {summary['step'] + 30}", config.read_text()))
+    resumed = subprocess.run([sys.executable, "-m", "tui_trainer", "resume", str(run_dir), "--headless"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+    assert no_process_left(runs_dir)
+
+
+def test_attach_in_a_terminal_opens_the_only_live_run_and_x_stops_it(tmp_path):
+    """`tui-trainer run --detach`, then `tui-trainer attach` in another terminal: the live dashboard; x stops."""
+    runs_dir, exit_file = tmp_path / "runs", tmp_path / "exit-code"
+    started = subprocess.run([sys.executable, "-m", "tui_trainer", "run", "cpu-quick", "--detach", "--runs-dir",
+                              str(runs_dir), "--set", "train.epochs=100000"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+    run_dir = next(runs_dir.iterdir())
+    command = app_command(runs_dir, exit_file, "TERM=xterm-256color").replace(
+        f"--runs-dir {runs_dir}", f"attach --runs-dir {runs_dir}")
+    term = Terminal(f"tui-trainer-test-{os.getpid()}-attach", command)
+    try:
+        term.wait_for(lambda t: re.search(r"running\s+step [1-9][\d,]*/1,200,000", t) is not None,
+                      "the live dashboard of the detached run", 120)
+        assert run_dir.name in term.screen()
+        term.keys("x")
+        term.wait_for(lambda t: re.search(r"stopped\s+step [1-9]", t) is not None, "stopped", 120)
+        term.keys("q")
+        deadline = time.monotonic() + 30
+        while not exit_file.exists() or not exit_file.read_text().strip():
+            assert time.monotonic() < deadline, "the app did not exit"
+            time.sleep(0.05)
+        assert exit_file.read_text().strip() == "0"
+    finally:
+        term.close()
+        (run_dir / "stop.request").touch()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
     assert no_process_left(runs_dir)

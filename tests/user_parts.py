@@ -26,3 +26,73 @@ def line_datasets():
     train = torch.utils.data.TensorDataset(x[:80], y[:80])
     val = torch.utils.data.TensorDataset(x[80:], y[80:])
     return train, val
+
+
+# Mistakes a user makes in their own parts: each must fail the run with a message naming the callable.
+def raising_dataset():
+    raise ValueError("cannot find my.csv")
+class _FailsAtCall(nn.Module):
+    """A user model whose forward raises at its Nth call: a fault injected at one seam, the model."""
+
+    def __init__(self, in_features: int, out_features: int, at: int, error: BaseException):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+        self.calls, self.at, self.error = 0, at, error
+
+    def forward(self, x):
+        self.calls += self.training  # training forwards only (a shape check or a validation pass runs in eval)
+        if self.calls == self.at and self.training:
+            raise self.error
+        return self.net(x)
+
+
+def gpu_oom_at_step_3(in_features: int, out_features: int) -> nn.Module:
+    return _FailsAtCall(in_features, out_features, 3, torch.cuda.OutOfMemoryError(
+        "CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.19 GiB total capacity)"))
+
+
+def host_oom_at_step_3(in_features: int, out_features: int) -> nn.Module:
+    return _FailsAtCall(in_features, out_features, 3, MemoryError())
+
+
+class _Overflows(nn.Module):
+    """A model whose output overflows fp16 on every `every`-th forward (the GradScaler then skips the step)."""
+
+    def __init__(self, in_features: int, out_features: int, every: int):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+        self.calls, self.every = 0, every
+
+    def forward(self, x):
+        self.calls += self.training  # training forwards only (a shape check or a validation pass runs in eval)
+        out = self.net(x)
+        return out * float("inf") if self.training and self.calls % self.every == 0 else out
+
+
+def always_overflowing_net(in_features: int, out_features: int) -> nn.Module:
+    return _Overflows(in_features, out_features, 1)
+
+
+def sometimes_overflowing_net(in_features: int, out_features: int) -> nn.Module:
+    return _Overflows(in_features, out_features, 3)
+
+
+def exiting_dataset():
+    raise SystemExit(3)
+
+
+def ragged_dataset():
+    return np.zeros((50, 3)), np.zeros(40)
+
+
+def not_a_model(in_features: int, out_features: int):
+    return "a string"
+
+
+def wide_model(in_features: int, out_features: int) -> nn.Module:
+    return nn.Linear(in_features, out_features + 6)
+
+
+not_callable = 42
+def interrupting_dataset():
+    raise KeyboardInterrupt

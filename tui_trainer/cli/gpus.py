@@ -105,6 +105,7 @@ def to_json(inventory: Inventory, samples: tuple[GpuSample, ...]) -> dict:
         entry = {
             "index": info.index,
             "physical_index": info.physical_index,
+            "mig": info.is_mig,
             "name": info.name,
             "uuid": info.uuid,
             "pci_bus_id": info.pci_bus_id,
@@ -161,16 +162,16 @@ def format_table(inventory: Inventory, samples: tuple[GpuSample, ...]) -> str:
     for info in inventory.gpus:
         s = by_index.get(info.index)
         name = info.name or "n/a"
+        phys = f"{info.physical_index} MIG" if info.is_mig else str(info.physical_index)  # a slice of that GPU
         if info.lost or (s is not None and s.lost):
-            rows.append(((str(info.index), str(info.physical_index), name, "LOST: fell off the bus", "", "", "", ""),
-                         []))
+            rows.append(((str(info.index), phys, name, "LOST: fell off the bus", "", "", "", ""), []))
             continue
         if s is None:
-            rows.append(((str(info.index), str(info.physical_index), name, "not sampled", "", "", "", ""), []))
+            rows.append(((str(info.index), phys, name, "not sampled", "", "", "", ""), []))
             continue
         rows.append(((
             str(info.index),
-            str(info.physical_index),
+            phys,
             name,
             _memory(s),
             _na(s.utilization_gpu, "{}%"),

@@ -1,36 +1,79 @@
-"""Headless runs: plain progress lines at a fixed interval, a summary at the end, clean Ctrl-C."""
+"""Headless runs: plain progress lines at a fixed interval, a summary at the end, clean Ctrl-C.
+
+SIGTERM and SIGHUP (a `kill`, a closed terminal) stop a run as cleanly as Ctrl-C: it ends after its
+current step with its checkpoint, metrics and summary (`stopped`) written, and can be resumed. The
+exit code says which signal stopped it, as shells do: 128 + its number (130 SIGINT, 129 SIGHUP, 143 SIGTERM).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
 import sys
+import threading
 import time
 from typing import TextIO
 
 from tui_trainer.runs import Runner
+from tui_trainer.session import format as fmt
 from tui_trainer.training.events import EvalResult, LogLine, RankState, RunFinished, RunStarted, TrainProgress
 from tui_trainer.training.figures import train_loss_label
 
 EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 1, "stopped": 130}
 
 
+SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+
+
+class _Signalled(Exception):
+    """SIGTERM or SIGHUP arrived (raised in the main thread, as Python raises KeyboardInterrupt)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 def follow(runner: Runner, out: TextIO = sys.stdout, every: float = 2.0) -> int:
-    """Print a run's progress until it ends; return the exit code (0, 1, or 130 after Ctrl-C)."""
+    """Print a run's progress until it ends; return the exit code (0, 1, or 128 + the signal that stopped it)."""
     printer = _Printer(runner, out, every)
-    interrupted = False
-    while True:
-        try:
-            code = printer.pump()
-            if code is not None:
-                return 130 if interrupted and code != 0 else code
-        except KeyboardInterrupt:
-            if interrupted:
-                printer.say("second Ctrl-C: leaving now (the last checkpoint is kept)")
-                return 130
-            interrupted = True
-            runner.stop()
-            printer.say("Ctrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to leave now)")
+    stopped_by = 0
+    with _stop_signals():
+        while True:
+            try:
+                code = printer.pump()
+                if code is not None:
+                    return 128 + stopped_by if stopped_by and code != 0 else code
+            except (KeyboardInterrupt, _Signalled) as exc:
+                signum = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
+                if printer.code is not None:  # it came as the run ended: the run's end stands
+                    return 128 + (stopped_by or signum) if printer.code != 0 else 0
+                name = SIGNAL_NAMES.get(signum, "a signal")
+                if stopped_by:
+                    printer.say(f"second {name}: leaving now (the last checkpoint is kept)")
+                    return 128 + signum
+                stopped_by = signum
+                runner.stop()
+                printer.say(f"{name}: stopping after this step and writing a checkpoint ({name} again to leave now)")
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGTERM and SIGHUP raise `_Signalled` in the main thread while a run is followed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, _frame):
+        raise _Signalled(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class _Printer:
@@ -41,6 +84,7 @@ class _Printer:
         self.state = _State()
         self.last_print = time.monotonic()
         self.last_line = ""
+        self.code: int | None = None  # the exit code, once the run's end has been read
 
     def say(self, text: str) -> None:
         """Print a line; if the reader is gone (`| tee` killed by the same Ctrl-C), train on silently."""
@@ -74,9 +118,10 @@ class _Printer:
             elif isinstance(event, RunFinished):
                 if state.progress is not None and state.line() != self.last_line:
                     self.say(state.line())
+                self.code = EXIT_CODES.get(event.summary.status, 1)
                 self.say(summary_text(event.summary, self.runner.run_dir))
                 self.runner.wait()  # let the training thread finish before the interpreter shuts down
-                return EXIT_CODES.get(event.summary.status, 1)
+                return self.code
         now = time.monotonic()
         if state.progress is not None and now - self.last_print >= self.every:
             line = state.line()
@@ -115,21 +160,21 @@ class _State:
         parts.append(f"{p.samples_per_s:,.0f} samples/s")
         if p.scaler_scale is not None:
             parts.append(f"scale {p.scaler_scale:g} skipped {p.skipped_steps}")
-        parts.append(f"ETA {format_seconds(p.eta_s)}")
+        parts.append(f"ETA {fmt.seconds(p.eta_s)}")
         return "  ".join(parts)
 
 
 def summary_text(summary, run_dir) -> str:
     """The closing lines of a headless run."""
-    def fmt(value, spec=".4g"):
+    def figure(value, spec=".4g"):
         return "-" if value is None else format(value, spec)
 
     lines = [
         f"{summary.status}: {summary.name} at step {summary.step}/{summary.total_steps} in "
-        f"{format_seconds(summary.wall_s)}",
-        f"  {train_loss_label(summary.loss_window)} {fmt(summary.final_loss)}  "
-        f"val loss (last evaluation) {fmt(summary.final_val_loss)}  "
-        f"{summary.metric_name or 'metric'} {fmt(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
+        f"{fmt.seconds(summary.wall_s)}",
+        f"  {train_loss_label(summary.loss_window)} {figure(summary.final_loss)}  "
+        f"val loss (last evaluation) {figure(summary.final_val_loss)}  "
+        f"{summary.metric_name or 'metric'} {figure(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s",
         f"  run directory: {run_dir}",
     ]
     if summary.compile_s is not None:
@@ -140,18 +185,6 @@ def summary_text(summary, run_dir) -> str:
     if summary.error:
         lines.insert(1, f"  error: {summary.error}")
     return "\n".join(lines)
-
-
-def format_seconds(seconds: float | None) -> str:
-    """1h02m, 3m05s, 12s: short and readable; "?" when unknown."""
-    if seconds is None or seconds != seconds or seconds == float("inf"):
-        return "?"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
 
 
 def _silence(stream: TextIO) -> None:

@@ -18,16 +18,18 @@ def run_queue(args, presets_dir: Path) -> int:
     from tui_trainer.cli.headless import follow
     from tui_trainer.cli.main import resolve_preset
     from tui_trainer.config import ConfigError, ensure_runnable, load_config
-    from tui_trainer.runs import RunStore, create_runner
+    from tui_trainer.hardware import detect_machine
+    from tui_trainer.runs import RunBusy, RunStore, create_runner
 
     overrides = list(args.overrides)
     if args.rdzv_endpoint:
         overrides.append(f"strategy.rdzv_endpoint={args.rdzv_endpoint}")
     configs, problems = [], []
+    machine = detect_machine()
     for text in args.presets:
         try:
             config = load_config(resolve_preset(text, presets_dir), overrides)
-            ensure_runnable(config)
+            ensure_runnable(config, machine)
             configs.append(config)
         except ConfigError as exc:
             problems.extend(exc.problems)
@@ -43,9 +45,14 @@ def run_queue(args, presets_dir: Path) -> int:
     for i, config in enumerate(configs):
         print(f"queue [{i + 1}/{len(configs)}]: {config.name}", flush=True)
         runner = create_runner(config, store, node_rank=args.node_rank)
-        runner.start()
-        code = follow(runner, every=args.progress_every)
-        status = runner.summary.status if runner.summary is not None else "stopped"
+        try:
+            runner.start()
+        except RunBusy as exc:  # cannot happen to a new run directory; said plainly if it does
+            print(f"error: {exc}", file=sys.stderr)
+            code = 1
+        else:
+            code = follow(runner, every=args.progress_every)
+        status = runner.summary.status if runner.summary is not None else ("stopped" if code == 130 else "failed")
         outcomes.append((config.name, f"{status} ({runner.run_id})"))
         if SEVERITY.get(code, 2) > SEVERITY[worst]:
             worst = code

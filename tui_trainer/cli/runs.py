@@ -72,7 +72,7 @@ def run(args) -> int:
 
 def table(rows: list[dict]) -> str:
     """The runs as aligned text columns."""
-    from tui_trainer.cli.headless import format_seconds
+    from tui_trainer.session.format import seconds
 
     def num(value, spec=".4g"):
         return "-" if value is None else format(value, spec)
@@ -87,7 +87,9 @@ def table(rows: list[dict]) -> str:
             f"{num(r['final_loss']):>10} {num(r['final_val_loss']):>10} {r['strategy'] or '-':<14} "
             f"{r['devices'] or '-':<7} {r['precision'] or '-':<10} {num(r['accumulate'], 'd'):>5} "
             f"{num(r['effective_batch'], 'd'):>9} {num(r['lr'], '.3g'):>8} "
-            f"{r['samples_per_s'] or 0:>10,.0f} {format_seconds(r['wall_s']):>7}")
+            f"{r['samples_per_s'] or 0:>10,.0f} {seconds(r['wall_s']):>7}")
+        if r.get("note"):
+            lines.append(f"  damaged: {r['note']}")
     return "\n".join(lines)
 
 

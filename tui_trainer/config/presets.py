@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from tui_trainer.config.choices import is_multi_process, lists_ids
 from tui_trainer.config.errors import _MISSING, ConfigError, ConfigProblem
-from tui_trainer.config.schema import BUILTIN_DATASETS, SECTIONS, RunConfig, to_dict
+from tui_trainer.config.machine import Machine
+from tui_trainer.config.schema import (
+    BUILTIN_DATASETS,
+    MAX_DEVICES,
+    MAX_LIST,
+    SECTIONS,
+    RunConfig,
+    as_written,
+    device_count,
+    to_dict,
+    train_samples,
+)
+from tui_trainer.config.validate import validate_for_machine
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,13 +52,34 @@ def read_toml(path: Path) -> dict:
     """Parse a TOML file; a syntax error becomes a ConfigError naming the line and column."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(source, "", None, f"cannot read file: {exc.strerror or exc}")]) from None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):  # a byte-order mark: an editor saved it as UTF-16 or UTF-32
+        raise ConfigError([ConfigProblem(source, "", None, "saved as UTF-16 (it starts with a byte-order mark): "
+                                         "a preset is a TOML file saved as UTF-8")])
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a UTF-8 byte-order mark is harmless
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([ConfigProblem(source, "", None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line "
+                                         f"{line}, offset {exc.start}): a preset is a TOML file saved as UTF-8")]) from None
+    return parse_toml(text, source)
+
+
+def parse_toml(text: str, source: str, key: str = "") -> dict:
+    """Parse TOML text; every way it can be refused becomes one ConfigError line."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(source, "", None, f"invalid TOML: {exc}")]) from None
+        why = f"invalid TOML: {exc}"
+        if str(exc).startswith("Invalid value"):
+            why += "; a string needs quotes, e.g. precision = \"bf16-mixed\""
+    except RecursionError:
+        why = "invalid TOML: nested too deeply"
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        why = f"invalid TOML: {str(exc).split(';')[0]}"
+    raise ConfigError([ConfigProblem(source, key, text if key else None, why)]) from None
 
 
 def parse_override(text: str) -> tuple[str, object]:
@@ -55,9 +91,13 @@ def parse_override(text: str) -> tuple[str, object]:
                                          "expected section.key=value, e.g. --set train.precision=bf16-mixed")])
     raw = raw.strip()
     try:
-        value = tomllib.loads(f"v = {raw}")["v"]
+        parsed = tomllib.loads(f"v = {raw}")
+        value = parsed["v"] if len(parsed) == 1 else raw  # "1\nx = 2" is one string, not two keys
     except tomllib.TOMLDecodeError:
         value = raw
+    except (RecursionError, ValueError):  # deep nesting, a 5,000-digit integer
+        raise ConfigError([ConfigProblem("--set", key, raw, "cannot read this value as TOML (nested too deeply "
+                                         "or a number too long)")]) from None
     return key, value
 
 
@@ -85,7 +125,7 @@ def parse_config(raw: dict, *, source: str, name: str, origins: dict[str, str] |
 
     for key in raw:
         if key not in SECTIONS and key not in TOP_LEVEL_KEYS:
-            problems.append(ConfigProblem(source, key, _MISSING, _unknown(key, [*SECTIONS, *TOP_LEVEL_KEYS],
+            problems.append(ConfigProblem(source, key, raw[key], _unknown(key, [*SECTIONS, *TOP_LEVEL_KEYS],
                                                                           "section or key")))
     description = raw.get("description", "")
     if not isinstance(description, str):
@@ -126,8 +166,15 @@ def check_value(meta, value: object) -> tuple[object, str | None]:
     if kind == "int" or kind == "float":
         ok_types = (int,) if kind == "int" else (int, float)
         if isinstance(value, bool) or not isinstance(value, ok_types):
-            return value, f"expected {'an integer' if kind == 'int' else 'a number'}{_bounds(meta)}"
-        value = float(value) if kind == "float" else value
+            quoted = ", written without quotes" if isinstance(value, str) and _is_number_text(value) else ""
+            return value, f"expected {'an integer' if kind == 'int' else 'a number'}{_bounds(meta)}{quoted}"
+        if kind == "float":
+            try:
+                value = float(value)
+            except OverflowError:  # an integer too large for a float
+                return value, "expected a finite number" + _bounds(meta)
+            if not math.isfinite(value):
+                return value, "expected a finite number" + _bounds(meta)
         return value, _bound_error(meta, value)
     if kind == "bool":
         return value, None if isinstance(value, bool) else "expected true or false"
@@ -148,16 +195,19 @@ def check_value(meta, value: object) -> tuple[object, str | None]:
     if kind == "int_list":
         if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
             return value, "expected a list of integers, e.g. [64, 64]"
-        if any(v < meta["min"] for v in value):
-            return value, f"expected every entry >= {meta['min']}"
+        if len(value) > MAX_LIST:
+            return value, f"expected at most {MAX_LIST} entries"
+        if any(v < meta["min"] or v > meta["max"] for v in value):
+            return value, f"expected every entry >= {meta['min']} and <= {meta['max']}"
         return tuple(value), None
     if kind == "devices":
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_DEVICES:
             return value, None
-        if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                                     for v in value):
+        if (isinstance(value, list) and 0 < len(value) <= MAX_DEVICES
+                and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_DEVICES for v in value)):
             return tuple(value), None
-        return value, "expected a count >= 1 or a non-empty list of GPU ids, e.g. 2 or [0, 1]"
+        return value, (f"expected a count from 1 to {MAX_DEVICES} or a non-empty list of GPU ids, "
+                       "e.g. 2 or [0, 1]")
     if kind == "pin":
         if isinstance(value, bool) or value == "auto":
             return value, None
@@ -172,21 +222,21 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
     if s.name == "cpu" and s.devices != 1:
         out.append(("strategy.devices", s.devices, "strategy \"cpu\" uses one process; "
                     "for several CPU processes choose strategy.name = \"ddp\""))
-    if s.name == "single" and isinstance(s.devices, int) and s.devices != 1:
+    if s.name == "single" and not lists_ids(s.devices) and s.devices != 1:
         out.append(("strategy.devices", s.devices, "strategy \"single\" uses one GPU: give 1 or a list of one id, "
                     "e.g. [0]; for several choose \"ddp\" or \"dp\""))
-    if s.name == "single" and isinstance(s.devices, tuple) and len(s.devices) != 1:
+    if s.name == "single" and lists_ids(s.devices) and len(s.devices) != 1:
         out.append(("strategy.devices", list(s.devices), "strategy \"single\" uses one GPU id, e.g. [0]"))
-    if s.name == "dp" and (s.devices if isinstance(s.devices, int) else len(s.devices)) < 2:
-        out.append(("strategy.devices", _plain(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
+    if s.name == "dp" and device_count(s.devices) < 2:
+        out.append(("strategy.devices", as_written(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
                     "for one GPU choose \"single\""))
-    if isinstance(s.devices, tuple) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
+    if lists_ids(s.devices) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
         out.append(("strategy.devices", list(s.devices), "expected distinct GPU ids (only model-parallel may "
                     "put two stages on one GPU)"))
-    if s.nodes > 1 and s.name not in ("ddp", "hybrid"):
+    if s.nodes > 1 and not is_multi_process(s.name):
         out.append(("strategy.nodes", s.nodes, "several nodes need strategy.name = \"ddp\" (or \"hybrid\")"))
-    if s.name == "hybrid" and (len(s.devices) if isinstance(s.devices, tuple) else s.devices) % s.stages:
-        out.append(("strategy.devices", _plain(s.devices), f"hybrid needs a multiple of strategy.stages = {s.stages} "
+    if s.name == "hybrid" and device_count(s.devices) % s.stages:
+        out.append(("strategy.devices", as_written(s.devices), f"hybrid needs a multiple of strategy.stages = {s.stages} "
                     "devices: each replica holds one model cut into that many stages"))
     if s.nodes > 1 and not _is_endpoint(s.rdzv_endpoint):
         out.append(("strategy.rdzv_endpoint", s.rdzv_endpoint,
@@ -195,23 +245,28 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
         out.append(("strategy.rdzv_endpoint", s.rdzv_endpoint, "expected \"host:port\", e.g. \"10.0.0.1:29500\""))
     if s.split and s.name not in ("model-parallel", "hybrid"):
         out.append(("strategy.split", list(s.split), "only used by strategy.name = \"model-parallel\" or \"hybrid\""))
+    train = train_samples(config.data)
+    if train is not None and config.effective_batch > train:
+        out.append(("data.batch_size", config.data.batch_size,
+                    f"the effective batch {config.effective_batch} (batch_size x accumulate x processes) is larger "
+                    f"than the {train} training samples of {config.data.dataset}; lower data.batch_size"
+                    + (" or train.accumulate" if config.train.accumulate > 1 else "")))
     if config.data.loader == "device" and config.data.num_workers:
         out.append(("data.num_workers", config.data.num_workers,
                     "the device loader uses no workers; set data.loader = \"dataloader\" or num_workers = 0"))
     return out
 
 
-def discover_presets(directory: str | Path) -> list[PresetEntry]:
-    """Every `*.toml` in a directory, sorted by name; invalid presets are kept with their errors."""
-    from tui_trainer.config.validate import validate_for_machine
-
+def discover_presets(directory: str | Path, machine: Machine) -> list[PresetEntry]:
+    """Every `*.toml` in a directory, sorted by name, validated against `machine`; invalid presets are
+    kept with their errors."""
     entries = []
     for path in sorted(Path(directory).glob("*.toml")):
         description, config, errors = "", None, ()
         try:
             config = load_config(path)
             description = config.description
-            errors = tuple(str(p) for p in validate_for_machine(config))
+            errors = tuple(str(p) for p in validate_for_machine(config, machine))
         except ConfigError as exc:
             errors = tuple(str(p) for p in exc.problems)
             try:
@@ -249,18 +304,15 @@ def with_overrides(config: RunConfig, overrides: list[str]) -> RunConfig:
     return parse_config(raw, source=config.source, name=config.name, origins=origins)
 
 
-def _plain(value: object) -> object:
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _unknown(key: str, known: list[str], what: str) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6) if len(key) < 100 else []
     hint = f"; did you mean \"{close[0]}\"?" if close else ""
     return f"unknown {what}{hint} (allowed: {', '.join(known)})"
 
 
 def _one_of(value: object, choices) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1, cutoff=0.6)
+    text = value if isinstance(value, str) and len(value) < 100 else ""
+    close = difflib.get_close_matches(text, list(choices), n=1, cutoff=0.6) if text else []
     hint = f" (did you mean \"{close[0]}\"?)" if close else ""
     return f"expected one of {', '.join(choices)}{hint}"
 
@@ -268,12 +320,16 @@ def _one_of(value: object, choices) -> str:
 def _bounds(meta) -> str:
     parts = []
     if meta["min"] is not None:
-        parts.append(f">= {meta['min']}")
+        parts.append(f">= {_number(meta['min'])}")
     if meta["above"] is not None:
-        parts.append(f"> {meta['above']}")
+        parts.append(f"> {_number(meta['above'])}")
     if meta["max"] is not None:
-        parts.append(f"<= {meta['max']}")
+        parts.append(f"<= {_number(meta['max'])}")
     return (" " + " and ".join(parts)) if parts else ""
+
+
+def _number(bound: float) -> str:
+    return f"{bound:g}" if isinstance(bound, float) else str(bound)
 
 
 def _bound_error(meta, value) -> str | None:
@@ -284,6 +340,14 @@ def _bound_error(meta, value) -> str | None:
     return None
 
 
+def _is_number_text(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_import_path(text: str) -> bool:
     module, sep, attr = text.partition(":")
     return bool(sep and module and attr and all(p.isidentifier() for p in module.split("."))
@@ -292,4 +356,8 @@ def _is_import_path(text: str) -> bool:
 
 def _is_endpoint(text: str) -> bool:
     host, sep, port = text.rpartition(":")
-    return bool(sep and host and port.isdigit() and 0 < int(port) < 65536)
+    # isascii: "²".isdigit() is true, but int("²") fails
+    return bool(sep and _HOST.fullmatch(host) and port.isascii() and port.isdigit() and 0 < int(port) < 65536)
+
+
+_HOST = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]{1,253}")  # a name, an IPv4 or a bracketed IPv6 address

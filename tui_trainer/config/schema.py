@@ -7,11 +7,13 @@ preset reference, the TOML writer and the UI's option pane.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+import math
+from dataclasses import dataclass, field, fields
 
-PRECISIONS = ("fp32", "tf32", "fp16-mixed", "bf16-mixed", "bf16-true")
-STRATEGIES = ("cpu", "single", "dp", "ddp", "model-parallel", "hybrid")
-MULTI_PROCESS = ("ddp", "hybrid")
+from tui_trainer.config.choices import PRECISION_NAMES as PRECISIONS
+from tui_trainer.config.choices import STRATEGY_CHOICES, device_ids, is_multi_process
+from tui_trainer.config.choices import STRATEGY_NAMES as STRATEGIES
+
 BUILTIN_DATASETS = (
     "diabetes",
     "digits",
@@ -23,6 +25,14 @@ BUILTIN_DATASETS = (
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine", "linear")
 ACTIVATIONS = ("relu", "gelu", "tanh", "silu", "leaky_relu")
+
+# Upper bounds: every number in a preset is finite and bounded, so a typo (an extra zero run, 1e99, nan)
+# is refused before a run directory exists instead of failing (or overflowing) inside torch.
+MAX_STEPS = 1_000_000_000  # steps, epochs, intervals
+MAX_BATCH = 1_048_576  # samples per micro-batch
+MAX_SEED = 2**32 - 1  # numpy and scikit-learn take 32-bit seeds
+MAX_DEVICES = 1024  # devices, processes, nodes, stages
+MAX_LIST = 64  # entries of a list (hidden widths, split)
 
 
 def opt(default, kind: str, doc: str, *, choices=None, minimum=None, maximum=None, above=None):
@@ -38,17 +48,20 @@ class DataConfig:
     """Where the samples come from and how they are batched."""
 
     dataset: str = opt("diabetes", "dataset", "built-in name, or \"package.module:callable\"")
-    batch_size: int = opt(32, "int", "micro-batch per device per forward pass", minimum=1)
+    batch_size: int = opt(32, "int", "micro-batch per device per forward pass", minimum=1,
+                         maximum=MAX_BATCH)
     val_fraction: float = opt(0.2, "float", "share of samples held out for validation", minimum=0.0, maximum=0.9)
-    split_seed: int = opt(0, "int", "seed of the train/validation split and of synthetic data", minimum=0)
-    samples: int = opt(10_000, "int", "number of samples (synthetic sets)", minimum=10)
-    features: int = opt(20, "int", "number of features (synthetic sets)", minimum=1)
-    classes: int = opt(2, "int", "number of classes (synthetic-classification, user data)", minimum=2)
-    noise: float = opt(10.0, "float", "noise of synthetic-regression targets", minimum=0.0)
+    split_seed: int = opt(0, "int", "seed of the train/validation split and of synthetic data", minimum=0,
+                         maximum=MAX_SEED)
+    samples: int = opt(10_000, "int", "number of samples (synthetic sets)", minimum=10, maximum=100_000_000)
+    features: int = opt(20, "int", "number of features (synthetic sets)", minimum=1, maximum=100_000)
+    classes: int = opt(2, "int", "number of classes (synthetic-classification, user data)", minimum=2,
+                      maximum=100_000)
+    noise: float = opt(10.0, "float", "noise of synthetic-regression targets", minimum=0.0, maximum=1e6)
     task: str = opt("auto", "str", "task of user data", choices=("auto", "regression", "classification"))
     loader: str = opt("auto", "str", "device: batches sliced from tensors placed once; dataloader: torch DataLoader",
                       choices=("auto", "device", "dataloader"))
-    num_workers: int = opt(0, "int", "DataLoader worker processes", minimum=0)
+    num_workers: int = opt(0, "int", "DataLoader worker processes", minimum=0, maximum=256)
     pin_memory: object = opt("auto", "pin", "pin host memory for GPU copies: true, false or \"auto\"")
 
 
@@ -57,7 +70,7 @@ class ModelConfig:
     """The network: the built-in MLP, or a user callable `(in_features, out_features) -> nn.Module`."""
 
     name: str = opt("mlp", "model", "\"mlp\", or \"package.module:callable\"")
-    hidden: tuple = opt((16, 32), "int_list", "hidden layer widths of the MLP", minimum=1)
+    hidden: tuple = opt((16, 32), "int_list", "hidden layer widths of the MLP", minimum=1, maximum=65_536)
     activation: str = opt("relu", "str", "MLP activation", choices=ACTIVATIONS)
     dropout: float = opt(0.0, "float", "dropout after each hidden layer", minimum=0.0, maximum=0.95)
 
@@ -67,8 +80,8 @@ class OptimizerConfig:
     """The optimizer and its hyper-parameters."""
 
     name: str = opt("adam", "str", "optimizer", choices=OPTIMIZERS)
-    lr: float = opt(1e-3, "float", "peak learning rate", above=0.0)
-    weight_decay: float = opt(0.0, "float", "weight decay", minimum=0.0)
+    lr: float = opt(1e-3, "float", "peak learning rate", above=0.0, maximum=1e9)
+    weight_decay: float = opt(0.0, "float", "weight decay", minimum=0.0, maximum=1e3)
     momentum: float = opt(0.9, "float", "momentum (sgd only)", minimum=0.0, maximum=1.0)
 
 
@@ -77,7 +90,8 @@ class ScheduleConfig:
     """The learning-rate schedule over optimizer steps."""
 
     name: str = opt("constant", "str", "learning-rate schedule after warm-up", choices=SCHEDULES)
-    warmup_steps: int = opt(0, "int", "linear warm-up steps from 0 to optimizer.lr", minimum=0)
+    warmup_steps: int = opt(0, "int", "linear warm-up steps from 0 to optimizer.lr", minimum=0,
+                       maximum=MAX_STEPS)
     min_lr_ratio: float = opt(0.0, "float", "final lr as a share of optimizer.lr (cosine, linear)",
                               minimum=0.0, maximum=1.0)
 
@@ -86,18 +100,25 @@ class ScheduleConfig:
 class TrainConfig:
     """How long, how numbers are computed, and how often to evaluate and checkpoint."""
 
-    epochs: int = opt(100, "int", "passes over the training split", minimum=1)
+    epochs: int = opt(100, "int", "passes over the training split", minimum=1, maximum=MAX_STEPS)
     max_steps: int = opt(0, "int", "optimizer steps; when set (> 0) the run ends there instead of after epochs",
-                         minimum=0)
-    seed: int = opt(0, "int", "seed of weights, sample order and dropout", minimum=0)
+                         minimum=0, maximum=MAX_STEPS)
+    seed: int = opt(0, "int", "seed of weights, sample order and dropout", minimum=0, maximum=MAX_SEED)
     precision: str = opt("fp32", "str", "how numbers are computed", choices=PRECISIONS)
-    accumulate: int = opt(1, "int", "micro-batches per optimizer step", minimum=1)
-    grad_clip: float = opt(0.0, "float", "clip the gradient norm to this value (0 = off)", minimum=0.0)
-    eval_every: int = opt(0, "int", "evaluate every N optimizer steps (0 = at the end of each epoch)", minimum=0)
+    accumulate: int = opt(1, "int", "micro-batches per optimizer step", minimum=1, maximum=65_536)
+    grad_clip: float = opt(0.0, "float", "clip the gradient norm to this value (0 = off)", minimum=0.0,
+                          maximum=1e9)
+    eval_every: int = opt(0, "int", "evaluate every N optimizer steps (0 = at the end of each epoch)", minimum=0,
+                         maximum=MAX_STEPS)
     checkpoint_every: int = opt(0, "int", "checkpoint every N optimizer steps (0 = at the end and on stop)",
-                                minimum=0)
+                                minimum=0, maximum=MAX_STEPS)
+    checkpoint_minutes: float = opt(10.0, "float", "checkpoint at least every N minutes of training (0 = off)",
+                                     minimum=0.0, maximum=1e6)
     threads: int = opt(0, "int", "torch CPU threads per process (0 = auto: 1 when parameters x batch is under "
-                                 "1M, else torch's default)", minimum=0)
+                                 "1M, else torch's default)", minimum=0, maximum=1024)
+    max_skipped_in_row: int = opt(100, "int", "fp16: optimizer steps the GradScaler may skip in a row (inf "
+                                             "gradients) before the run ends as diverged", minimum=1,
+                                  maximum=1_000_000)
     compile: bool = opt(False, "bool", "torch.compile the model (compiled during the first step, whose time "
                                        "is reported apart from the training time)")
 
@@ -109,19 +130,21 @@ class StrategyConfig:
     name: str = opt("cpu", "str", "where and how many copies of the model", choices=STRATEGIES)
     devices: object = opt(1, "devices", "a count of devices/processes, or a list of GPU ids (torch's visible ids)")
     accelerator: str = opt("auto", "str", "auto: GPUs when the machine has them, else CPU", choices=("auto", "cpu", "gpu"))
-    nodes: int = opt(1, "int", "machines taking part (ddp)", minimum=1)
+    nodes: int = opt(1, "int", "machines taking part (ddp)", minimum=1, maximum=MAX_DEVICES)
     rdzv_endpoint: str = opt("", "str", "host:port of the c10d rendezvous (multi-node ddp)")
+    rdzv_timeout: int = opt(120, "int", "multi-node ddp: seconds to wait for every node to join, and for the "
+                                        "endpoint to answer, before the run fails", minimum=1, maximum=86_400)
     split: tuple = opt((), "int_list", "model-parallel, hybrid: layers per stage (empty = balance by parameters)",
-                       minimum=1)
+                       minimum=1, maximum=10_000)
     stages: int = opt(2, "int", "hybrid: model-parallel stages per replica (devices = replicas x stages)",
-                      minimum=1)
+                      minimum=1, maximum=MAX_DEVICES)
 
 
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """What the run records besides its checkpoint."""
 
-    every: int = opt(1, "int", "record the train loss every N optimizer steps", minimum=1)
+    every: int = opt(1, "int", "record the train loss every N optimizer steps", minimum=1, maximum=MAX_STEPS)
     tensorboard: bool = opt(False, "bool", "also write loss curves with torch's SummaryWriter")
 
 
@@ -154,30 +177,37 @@ class RunConfig:
     @property
     def world_size(self) -> int:
         """Processes (ddp) or model replicas (dp) that share one optimizer step's batch."""
-        if self.strategy.name == "ddp":
-            return device_count(self.strategy.devices) * self.strategy.nodes
-        if self.strategy.name == "hybrid":
-            return device_count(self.strategy.devices) // self.strategy.stages * self.strategy.nodes
-        return 1
+        s = self.strategy
+        if not is_multi_process(s.name):
+            return 1
+        per_replica = s.stages if s.name == "hybrid" else 1
+        return device_count(s.devices) // per_replica * s.nodes
 
     @property
     def effective_batch(self) -> int:
         """Samples per optimizer step: batch x accumulation x world size (x dp replicas)."""
-        replicas = device_count(self.strategy.devices) if self.strategy.name == "dp" else 1
+        replicas = device_count(self.strategy.devices) if _has_replicas(self.strategy.name) else 1
         return self.data.batch_size * self.train.accumulate * self.world_size * replicas
+
+
+# Samples of the built-in sets that are not synthetic (scikit-learn's loaders), to check batches before a run.
+BUILTIN_SIZES = {"diabetes": 442, "digits": 1797, "breast_cancer": 569, "wine": 178}
+
+
+def train_samples(data: DataConfig) -> int | None:
+    """Samples in the training split of a built-in set (None for user data: known once loaded)."""
+    total = data.samples if data.dataset.startswith("synthetic-") else BUILTIN_SIZES.get(data.dataset)
+    if total is None:
+        return None
+    return total - math.ceil(total * data.val_fraction)  # scikit-learn's train_test_split rounds the test share up
+def _has_replicas(strategy_name: str) -> bool:
+    choice = STRATEGY_CHOICES.get(strategy_name)
+    return choice is not None and choice.splits_batch
 
 
 def device_count(devices: object) -> int:
     """The number of devices a `strategy.devices` value names (a count or a list of ids)."""
-    return len(devices) if isinstance(devices, (list, tuple)) else int(devices)
-
-
-def field_default(section: type, name: str) -> object:
-    """The default value of one schema field."""
-    for f in fields(section):
-        if f.name == name:
-            return f.default_factory() if f.default is MISSING else f.default
-    raise KeyError(name)
+    return len(device_ids(devices))
 
 
 def to_dict(config: RunConfig) -> dict:
@@ -185,9 +215,10 @@ def to_dict(config: RunConfig) -> dict:
     out: dict = {"description": config.description}
     for section_name in SECTIONS:
         section = getattr(config, section_name)
-        out[section_name] = {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+        out[section_name] = {f.name: as_written(getattr(section, f.name)) for f in fields(section)}
     return out
 
 
-def _plain(value: object) -> object:
+def as_written(value: object) -> object:
+    """A value as TOML (and a problem message) writes it: tuples of GPU ids as lists."""
     return list(value) if isinstance(value, tuple) else value

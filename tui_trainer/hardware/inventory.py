@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from tui_trainer.hardware.nvml import NO_GPU, GpuLost, Nvml, default_nvml, describe_error
 
-MIB = 1024 * 1024
+MIB = 1024 * 1024  # bytes in a MiB: every memory figure in the app is in MiB
 _FROM_ENVIRONMENT = object()
 
 
@@ -32,10 +32,23 @@ class GpuInfo:
     pci_bus_id: str | None
     capability: tuple[int, int] | None
     lost: bool = False
+    mig_slot: int | None = None  # a MIG instance: its slot on the parent GPU (physical_index)
+
+    @property
+    def is_mig(self) -> bool:
+        """Whether this device is a MIG instance (a slice of GPU `physical_index`), not a whole GPU."""
+        return self.mig_slot is not None
+
+    @property
+    def nvml_key(self) -> int | tuple[int, int]:
+        """How `Nvml.query` finds this device: the physical index, or (parent, MIG slot)."""
+        return self.physical_index if self.mig_slot is None else (self.physical_index, self.mig_slot)
 
     @property
     def label(self) -> str:
         """How the UI names this GPU: torch's id, plus the physical one when they differ."""
+        if self.is_mig:
+            return f"GPU {self.index} (MIG instance on physical {self.physical_index})"
         if self.index == self.physical_index:
             return f"GPU {self.index}"
         return f"GPU {self.index} (physical {self.physical_index})"
@@ -69,7 +82,8 @@ def resolve_visible(spec: str | None, uuids: Sequence[str | None]) -> tuple[int,
 
     Follows CUDA's own rules (as torch.cuda mirrors them): unset means all; a list of integers or of
     "GPU-" UUIDs (full, or prefixes that match exactly one GPU); the first invalid, out-of-range or
-    ambiguous entry ends the list; a repeated device makes the list empty. MIG instances are not mapped.
+    ambiguous entry ends the list; a repeated device makes the list empty. MIG instances ("MIG-...")
+    are mapped by `resolve_mig`, not here (this returns () for them).
 
     Args:
         spec: the variable's value, or None when it is unset.
@@ -141,12 +155,15 @@ def read_inventory(nvml: Nvml | None = None, visible_devices: str | None | objec
 
     # UUIDs first: with CUDA_VISIBLE_DEVICES=GPU-..., they decide which GPUs are visible at all.
     physical = [_static(nvml, i) for i in range(count)]
-    order = resolve_visible(visible_devices, [p.uuid for p in physical])
-    gpus = tuple(replace(physical[p], index=visible) for visible, p in enumerate(order))
-    hidden = tuple(i for i in range(count) if i not in order)
     notes = []
     if visible_devices is not None and visible_devices.strip().startswith("MIG-"):
-        notes.append("CUDA_VISIBLE_DEVICES names MIG instances, which tui-trainer does not map to GPUs")
+        gpus, mig_notes = resolve_mig(nvml, visible_devices, physical)
+        notes.extend(mig_notes)
+        order = tuple(dict.fromkeys(g.physical_index for g in gpus))
+    else:
+        order = resolve_visible(visible_devices, [p.uuid for p in physical])
+        gpus = tuple(replace(physical[p], index=visible) for visible, p in enumerate(order))
+    hidden = tuple(i for i in range(count) if i not in order)
     names = {g.name for g in gpus if g.name}
     if len(names) > 1 and device_order != "PCI_BUS_ID":
         # CUDA's default order is fastest-first; with mixed models it can differ from NVML's PCI order.
@@ -155,6 +172,54 @@ def read_inventory(nvml: Nvml | None = None, visible_devices: str | None | objec
     if not gpus:
         reason = f"{NO_GPU}: CUDA_VISIBLE_DEVICES={visible_devices!r} leaves none of the {count} GPU(s) visible"
     return Inventory(gpus, reason, driver, cuda_version, visible_devices, hidden, tuple(notes))
+
+
+def resolve_mig(nvml: Nvml, spec: str, physical: Sequence[GpuInfo]) -> tuple[tuple[GpuInfo, ...], list[str]]:
+    """The MIG instances a `CUDA_VISIBLE_DEVICES=MIG-<uuid>,...` value names, each with its parent GPU.
+
+    NVML lists a MIG-enabled GPU's instances by slot (`nvmlDeviceGetMigDeviceHandleByIndex` up to
+    `nvmlDeviceGetMaxMigDeviceCount`); each has its own "MIG-" UUID, name and memory. As with GPU
+    UUIDs, an entry may be a unique prefix, and the first unknown entry ends the list. CUDA gives one
+    process one MIG instance, so only the first entry becomes a device (torch's cuda:0).
+    """
+    entries = [e.strip() for e in spec.split(",") if e.strip()]
+    instances: list[tuple[str, GpuInfo]] = []
+    for parent in physical:
+        if parent.lost:
+            continue
+        p = parent.physical_index
+        mode = nvml.query(p, "nvmlDeviceGetMigMode")
+        if not mode or not mode[0]:  # (current, pending); NotSupported/None: not a MIG-capable GPU
+            continue
+        for slot in range(int(nvml.query(p, "nvmlDeviceGetMaxMigDeviceCount") or 0)):
+            try:
+                uuid = _text(nvml.query((p, slot), "nvmlDeviceGetUUID"))
+            except GpuLost:
+                break
+            if not uuid:  # an empty slot (NVML: NotFound)
+                continue
+            memory = nvml.query((p, slot), "nvmlDeviceGetMemoryInfo")
+            instances.append((uuid, replace(
+                parent, uuid=uuid, mig_slot=slot, name=_text(nvml.query((p, slot), "nvmlDeviceGetName")) or
+                f"{parent.name or 'GPU'} MIG",
+                memory_total_mib=int(memory.total) // MIB if memory is not None else None)))
+    chosen: list[GpuInfo] = []
+    for entry in entries:
+        matches = [info for uuid, info in instances if uuid.startswith(entry)]
+        if len(matches) != 1 or not entry.startswith("MIG-"):
+            break
+        chosen.append(matches[0])
+    notes = []
+    if not chosen:
+        known = ", ".join(uuid for uuid, _ in instances) or "none"
+        notes.append(f"CUDA_VISIBLE_DEVICES names MIG instance(s) NVML does not list (MIG instances here: {known})")
+    elif len(chosen) > 1 or len(entries) > 1:
+        notes.append("CUDA gives a process one MIG instance: only the first listed is used (cuda:0)")
+    gpus = tuple(replace(info, index=0) for info in chosen[:1])
+    if gpus:
+        notes.append(f"cuda:0 is a MIG instance of physical GPU {gpus[0].physical_index} "
+                     f"({gpus[0].memory_total_mib or 'n/a'} MiB of its own)")
+    return gpus, notes
 
 
 def _system(nvml: Nvml, name: str):

@@ -23,6 +23,9 @@ NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
 
 NVML_TEMPERATURE_GPU = 0  # the sensor id pynvml.NVML_TEMPERATURE_GPU
+# pynvml.nvmlMemory_v2: the struct's size | 2 << 24. The v2 call's `used` excludes the memory the driver
+# reserves (nvidia-smi's figure); the v1 call counts it as used.
+NVML_MEMORY_V2 = 0x2000028
 
 NO_GPU = "no NVIDIA GPU detected"
 
@@ -46,13 +49,16 @@ class NvmlBackend(Protocol):
     def nvmlDeviceGetUUID(self, handle: Any) -> str: ...
     def nvmlDeviceGetPciInfo(self, handle: Any) -> Any: ...
     def nvmlDeviceGetCudaComputeCapability(self, handle: Any) -> tuple[int, int]: ...
-    def nvmlDeviceGetMemoryInfo(self, handle: Any) -> Any: ...
+    def nvmlDeviceGetMemoryInfo(self, handle: Any, version: int | None = None) -> Any: ...
     def nvmlDeviceGetUtilizationRates(self, handle: Any) -> Any: ...
     def nvmlDeviceGetTemperature(self, handle: Any, sensor: int) -> int: ...
     def nvmlDeviceGetPowerUsage(self, handle: Any) -> int: ...
     def nvmlDeviceGetEnforcedPowerLimit(self, handle: Any) -> int: ...
     def nvmlDeviceGetComputeRunningProcesses(self, handle: Any) -> list[Any]: ...
     def nvmlDeviceGetGraphicsRunningProcesses(self, handle: Any) -> list[Any]: ...
+    def nvmlDeviceGetMigMode(self, handle: Any) -> tuple[int, int]: ...
+    def nvmlDeviceGetMaxMigDeviceCount(self, handle: Any) -> int: ...
+    def nvmlDeviceGetMigDeviceHandleByIndex(self, handle: Any, index: int) -> Any: ...
 
 
 class GpuLost(Exception):
@@ -103,7 +109,8 @@ class Nvml:
         self._opened = False
         self._ok = False
         self._reason = ""
-        self._handles: dict[int, Any] = {}
+        self._handles: dict[int | tuple[int, int], Any] = {}
+        self._memory_v2 = True  # until the library or driver says it has no v2 memory call
 
     @property
     def reason(self) -> str:
@@ -146,23 +153,49 @@ class Nvml:
             raise RuntimeError(self._reason)
         return getattr(self._backend, name)(*args)
 
-    def handle(self, physical_index: int) -> Any:
-        """The device handle of a physical GPU, cached. Raises GpuLost, or the backend's error."""
+    def handle(self, key: int | tuple[int, int]) -> Any:
+        """The device handle of a physical GPU, or of MIG slot `s` of GPU `p` for key (p, s), cached.
+
+        Raises GpuLost, or the backend's error.
+        """
         with self._lock:
-            cached = self._handles.get(physical_index)
+            cached = self._handles.get(key)
         if cached is not None:
             return cached
+        physical_index = key if isinstance(key, int) else key[0]
         try:
-            found = self.call("nvmlDeviceGetHandleByIndex", physical_index)
+            if isinstance(key, int):
+                found = self.call("nvmlDeviceGetHandleByIndex", key)
+            else:
+                found = self.call("nvmlDeviceGetMigDeviceHandleByIndex", self.handle(key[0]), key[1])
+        except GpuLost:
+            raise
         except Exception as exc:
             if is_gpu_lost(exc):
                 raise GpuLost(physical_index) from exc
             raise
         with self._lock:
-            self._handles[physical_index] = found
+            self._handles[key] = found
         return found
 
-    def query(self, physical_index: int, name: str, *args: Any) -> Any:
+    def memory(self, key: int | tuple[int, int]) -> Any:
+        """Memory info as nvidia-smi shows it (NVML's v2 call), else the v1 call's; None if unreadable.
+
+        Raises GpuLost like `query`.
+        """
+        if self._memory_v2:
+            found = self.query(key, "nvmlDeviceGetMemoryInfo", NVML_MEMORY_V2)
+            if found is not None:
+                return found
+            # An older nvidia-ml-py (no `version` argument) or driver (no _v2 function): use v1 from now on,
+            # unless v1 fails too (then the field is simply unreadable on this GPU).
+            fallback = self.query(key, "nvmlDeviceGetMemoryInfo")
+            if fallback is not None:
+                self._memory_v2 = False
+            return fallback
+        return self.query(key, "nvmlDeviceGetMemoryInfo")
+
+    def query(self, physical_index: int | tuple[int, int], name: str, *args: Any) -> Any:
         """One field of one GPU, or None where it cannot be read (unsupported, no permission, ...).
 
         Raises GpuLost when the GPU fell off the bus, so the caller stops asking that GPU and marks it.
@@ -175,7 +208,7 @@ class Nvml:
             raise
         except Exception as exc:  # pynvml raises NVMLError subclasses, and NVMLLibraryMismatchError
             if is_gpu_lost(exc):
-                raise GpuLost(physical_index) from exc
+                raise GpuLost(physical_index if isinstance(physical_index, int) else physical_index[0]) from exc
             return None
 
 

@@ -44,6 +44,7 @@ class GpuSample:
     power_limit_w: float | None = None
     processes: tuple[GpuProcess, ...] | None = None
     torch: TorchMemory | None = None
+    is_mig: bool = False  # a MIG instance of GPU `physical_index`; its memory is the instance's own
 
     @property
     def memory_percent(self) -> float | None:
@@ -64,20 +65,21 @@ def read_samples(nvml: Nvml, inventory: Inventory, lost: Collection[int] = ()) -
 
 def _read_one(nvml: Nvml, gpu: GpuInfo, now: float, known_lost: bool) -> GpuSample:
     if known_lost:
-        return GpuSample(gpu.index, gpu.physical_index, gpu.name, now, lost=True)
-    p = gpu.physical_index
+        return GpuSample(gpu.index, gpu.physical_index, gpu.name, now, lost=True, is_mig=gpu.is_mig)
+    p = gpu.nvml_key  # a MIG instance answers for itself (memory, processes); utilisation is n/a there
     try:
-        memory = nvml.query(p, "nvmlDeviceGetMemoryInfo")
+        memory = nvml.memory(p)
         rates = nvml.query(p, "nvmlDeviceGetUtilizationRates")
-        temperature = nvml.query(p, "nvmlDeviceGetTemperature", NVML_TEMPERATURE_GPU)
-        power = nvml.query(p, "nvmlDeviceGetPowerUsage")
-        limit = nvml.query(p, "nvmlDeviceGetEnforcedPowerLimit")
+        whole = gpu.physical_index  # temperature and power belong to the whole board, MIG or not
+        temperature = nvml.query(whole, "nvmlDeviceGetTemperature", NVML_TEMPERATURE_GPU)
+        power = nvml.query(whole, "nvmlDeviceGetPowerUsage")
+        limit = nvml.query(whole, "nvmlDeviceGetEnforcedPowerLimit")
         processes = _processes(nvml, p)
     except GpuLost:
-        return GpuSample(gpu.index, gpu.physical_index, gpu.name, now, lost=True)
+        return GpuSample(gpu.index, gpu.physical_index, gpu.name, now, lost=True, is_mig=gpu.is_mig)
     return GpuSample(
         index=gpu.index,
-        physical_index=p,
+        physical_index=gpu.physical_index,
         name=gpu.name,
         timestamp=now,
         memory_used_mib=_mib(getattr(memory, "used", None)),
@@ -90,10 +92,11 @@ def _read_one(nvml: Nvml, gpu: GpuInfo, now: float, known_lost: bool) -> GpuSamp
         power_limit_w=limit / 1000 if limit is not None else None,
         processes=processes,
         torch=read_torch_memory(gpu.index),
+        is_mig=gpu.is_mig,
     )
 
 
-def _processes(nvml: Nvml, physical_index: int) -> tuple[GpuProcess, ...] | None:
+def _processes(nvml: Nvml, physical_index: int | tuple[int, int]) -> tuple[GpuProcess, ...] | None:
     compute = nvml.query(physical_index, "nvmlDeviceGetComputeRunningProcesses")
     graphics = nvml.query(physical_index, "nvmlDeviceGetGraphicsRunningProcesses")
     if compute is None and graphics is None:

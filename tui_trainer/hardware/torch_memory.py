@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-MIB = 1024 * 1024
+from tui_trainer.hardware.inventory import MIB
 
 
 @dataclass(frozen=True, slots=True)

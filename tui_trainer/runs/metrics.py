@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,10 @@ class MetricsLog:
         self._steps_per_epoch = 0
 
     def record(self, event: object) -> None:
-        """Write the lines an event carries (train losses, validation results); ignore other events."""
+        """Write the lines an event carries (train losses, validation results); ignore other events.
+
+        A write error (a full disk) is raised as an OSError that names the file.
+        """
         if isinstance(event, RunStarted):
             self._steps_per_epoch = max(1, event.steps_per_epoch)
         elif isinstance(event, TrainProgress) and event.steps:
@@ -47,19 +51,42 @@ class MetricsLog:
             if event.grad_norm is not None:
                 last["grad_norm"] = event.grad_norm
             lines.append(json.dumps(last))
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
-            self._losses.write(b"".join(map(_PAIR.pack, event.steps, event.losses)))
-            self._losses.flush()
+            _write(self._file, "\n".join(lines) + "\n")
+            _write(self._losses, b"".join(map(_PAIR.pack, event.steps, event.losses)))
         elif isinstance(event, EvalResult):
             line = {"step": event.step, "epoch": event.epoch, "val_loss": event.val_loss,
                     event.metric_name: event.metric}
-            self._file.write(json.dumps(line) + "\n")
-            self._file.flush()
+            _write(self._file, json.dumps(line) + "\n")
+
+    def sync(self) -> None:
+        """Make every line written so far durable (flushed and fsync'd): called before a checkpoint
+        counts, so that a resume from it never finds a hole in the metrics before its step."""
+        for f in (self._file, self._losses):
+            try:
+                f.flush()
+                os.fsync(f.fileno())
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror or str(exc), f.name) from exc
 
     def close(self) -> None:
-        self._file.close()
-        self._losses.close()
+        """Close both files (both are tried; a write error on the last flush is raised, naming its file)."""
+        failure = None
+        for f in (self._file, self._losses):
+            try:
+                f.close()
+            except OSError as exc:
+                failure = failure or OSError(exc.errno, exc.strerror or str(exc), f.name)
+        if failure is not None:
+            raise failure
+
+
+def _write(f, data) -> None:
+    """Write and flush one batch; an error (a full disk) is raised as an OSError naming the file."""
+    try:
+        f.write(data)
+        f.flush()
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), f.name) from exc
 
 
 def _number(value: float) -> str:
@@ -116,9 +143,11 @@ def _curves_from_lines(lines: list[str]) -> Curves:
     for line in lines:
         try:
             row = json.loads(line)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # a damaged line is skipped, not fatal to the whole curve
             continue
-        if not isinstance(row, dict):
+        if not isinstance(row, dict) or not _is_int(row.get("step")):
+            continue
+        if not all(_is_number(row[k]) for k in ("loss", "val_loss", "r2", "accuracy") if k in row):
             continue
         if "loss" in row:
             steps.append(row["step"])
@@ -164,16 +193,44 @@ def truncate_after(path: str | Path, step: int) -> None:
                 row = json.loads(line)
                 if row["step"] > step:
                     continue
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
+                pair = _PAIR.pack(row["step"], row["loss"]) if "loss" in row else None
+            except (ValueError, RecursionError, KeyError, TypeError, IndexError, struct.error):
+                continue  # a damaged line (hand-edited, garbage) is dropped, like a torn one
             kept.append(line)
-            if "loss" in row:
-                pairs.append(_PAIR.pack(row["step"], row["loss"]))
+            if pair is not None:
+                pairs.append(pair)
     _replace(path, "".join(kept).encode("utf-8"))
     _replace(path.with_name(LOSSES_NAME), b"".join(pairs))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _replace(path: Path, content: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(content)
     tmp.replace(path)
+
+
+def last_step(run_dir: str | Path) -> int:
+    """The last step metrics.jsonl reached (its tail only is read: a long run's file is large)."""
+    path = Path(run_dir) / METRICS_NAME
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 65536))
+            tail = f.read()
+    except OSError:
+        return 0
+    for line in reversed(tail.splitlines()[1 if size > 65536 else 0:]):
+        try:
+            return int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            continue
+    return 0

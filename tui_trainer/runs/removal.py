@@ -6,18 +6,16 @@ import shutil
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tui_trainer.runs.store import RunRecord, read_summary
+from tui_trainer.runs.liveness import live_owner
+from tui_trainer.runs.store import RunRecord
 
 
 def is_live(run_dir: str | Path) -> bool:
-    """Whether a run is still training: its summary says running and its process is alive.
+    """Whether a run is still training: a process holds its lock or beats its heartbeat (runs.liveness).
 
-    The one place that decides it for deletion (point it at the run heartbeat once runs have one).
+    The one place that decides it for deletion.
     """
-    from tui_trainer.runs.store import _alive
-
-    summary = read_summary(run_dir)
-    return summary.get("status") == "running" and _alive(summary.get("pid"))
+    return live_owner(Path(run_dir)) is not None
 
 
 def select_runs(records: list[RunRecord], *, ids: tuple[str, ...] = (), older_than_days: float | None = None,

@@ -18,7 +18,6 @@ from tui_trainer.config.schema import (
     RunConfig,
     StrategyConfig,
     TrainConfig,
-    field_default,
 )
 
 if sys.version_info >= (3, 11):
@@ -53,7 +52,7 @@ class RunSettings:
 # The keys the settings come from; `_wanted_toml` keeps only their lines.
 _WANTED = {"data": {"batch_size"}, "train": {"precision", "accumulate"}, "optimizer": {"lr"},
            "strategy": {"name", "devices", "accelerator", "nodes", "stages"}}
-_DEFAULTS = {(name, key): field_default(SECTIONS[name], key) for name, keys in _WANTED.items() for key in keys}
+_DEFAULTS = {(name, key): getattr(SECTIONS[name](), key) for name, keys in _WANTED.items() for key in keys}
 _MISSING = object()
 _SECTION = re.compile(r"^\[(\w+)\][ \t]*$", re.M)
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+import tempfile
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 
 from tui_trainer.config import RunConfig, load_config, save_preset
+from tui_trainer.config.errors import ConfigError, ConfigProblem, escape, format_value
+from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
+from tui_trainer.runs.metrics import last_step
+from tui_trainer.runs.protocol import CHECKPOINT_FILE, planned_steps, write_atomic
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -31,6 +36,7 @@ class RunRecord:
     wall_s: float
     started_at: str
     error: str
+    note: str = ""  # what is damaged in the run's files, e.g. "summary.json: unreadable wall_s = \"abc\""
 
     def as_json(self) -> dict:
         out = asdict(self)
@@ -44,9 +50,18 @@ class RunStore:
     def __init__(self, root: str | Path = "runs"):
         self.root = Path(root)
 
+    def check_writable(self) -> None:
+        """Raise ConfigError naming the directory when no run can be created in it (read-only, a file...)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            os.rmdir(tempfile.mkdtemp(prefix=".write-test-", dir=self.root))
+        except OSError as exc:
+            raise ConfigError([ConfigProblem(str(self.root), "", None, f"cannot create runs here: "
+                                             f"{exc.strerror or exc}; choose another --runs-dir")]) from None
+
     def create(self, config: RunConfig) -> Path:
         """Make a new run directory holding the resolved config; its name is the run id."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.check_writable()
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         base = f"{stamp}-{config.name}"
         for n in range(1, 10_000):
@@ -79,48 +94,149 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
     run_dir = Path(run_dir)
     config = load_config(run_dir / CONFIG_NAME)
     # The run's config file is named config.toml; keep the preset's name for display.
-    return replace(config, name=read_summary(run_dir).get("name") or config.name)
+    return replace(config, name=read_summary(run_dir).name or config.name)
 
 
-def write_summary(run_dir: str | Path, summary: RunSummary, **extra) -> None:
-    """Write summary.json atomically."""
+def write_summary(run_dir: str | Path, summary: RunSummary | dict, **extra) -> None:
+    """Write summary.json atomically; where that cannot be done, overwrite it in place.
+
+    A full disk or a directory made read-only refuses the temporary file, but the blocks of the
+    existing summary.json (a few hundred bytes) can still take the run's end state: a recorded end
+    is worth more than atomicity there. Raises OSError only when neither way works.
+    """
     path = Path(run_dir) / SUMMARY_NAME
     tmp = path.with_name(path.name + ".tmp")
-    data = asdict(summary) | extra
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def read_summary(run_dir: str | Path) -> dict:
-    """summary.json as a dict (empty when missing or unreadable)."""
+    data = (asdict(summary) if isinstance(summary, RunSummary) else dict(summary)) | extra
+    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
     try:
-        return json.loads((Path(run_dir) / SUMMARY_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if not path.exists():
+            raise
+        with open(path, "r+", encoding="utf-8") as f:
+            f.write(text)
+            f.truncate()
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryFile:
+    """summary.json as read back: the summary (defaults where a field is damaged), its writer's pid, and
+    what was wrong with it ("" when the file is intact, or absent: see `found`)."""
+
+    summary: RunSummary
+    pid: int | None = None
+    found: bool = False
+    damage: str = ""
+
+
+def load_summary(run_dir: str | Path) -> SummaryFile:
+    """Read summary.json without trusting it: a hand-edited or half-written file never raises.
+
+    A field of the wrong type (`"wall_s": "abc"`, a null rate, a list status) takes its default and is
+    named in `damage`; a file that is not a JSON object keeps every default.
+    """
+    run_dir = Path(run_dir)
+    empty = RunSummary(run_id=run_dir.name, name="", status="")
+    path = run_dir / SUMMARY_NAME
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return SummaryFile(empty)
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        return SummaryFile(empty, found=True, damage=f"{SUMMARY_NAME} cannot be read ({why})")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return SummaryFile(empty, found=True, damage=f"{SUMMARY_NAME} is not valid JSON"
+                           + (" (empty)" if not text.strip() else ""))
+    if not isinstance(data, dict):
+        return SummaryFile(empty, found=True, damage=f"{SUMMARY_NAME} holds {type(data).__name__}, not an object")
+    values, bad = {"run_id": run_dir.name}, []
+    for f in fields(RunSummary):
+        if f.name == "run_id" or f.name not in data:
+            continue
+        ok, value = _typed(f.type if isinstance(f.type, str) else f.type.__name__, data[f.name])
+        if ok:
+            values[f.name] = value
+        else:
+            bad.append(f"{f.name} = {format_value(data[f.name], 30)}")
+    values.setdefault("name", "")
+    values.setdefault("status", "")
+    pid = data.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 else None
+    damage = f"{SUMMARY_NAME}: unreadable {', '.join(bad)}" if bad else ""
+    return SummaryFile(RunSummary(**values), pid=pid, found=True, damage=damage)
+
+
+def read_summary(run_dir: str | Path) -> RunSummary:
+    """summary.json as a RunSummary (status "" when missing; damaged fields take their defaults)."""
+    return load_summary(run_dir).summary
+
+
+def _typed(kind: str, value: object) -> tuple[bool, object]:
+    """Whether a JSON value fits a RunSummary field's type (as annotated), and the value converted."""
+    if value is None:
+        return ("None" in kind), None
+    if isinstance(value, bool):
+        return False, value
+    if kind.startswith("int"):
+        return isinstance(value, int) and abs(value) < 2**63, value
+    if kind.startswith("float"):
+        if isinstance(value, float) or (isinstance(value, int) and abs(value) < 2**63):
+            return True, float(value)
+        return False, value
+    if kind.startswith("str"):
+        return isinstance(value, str), value
+    if kind.startswith("tuple"):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return ok, tuple(value) if ok else value
+    return False, value
 
 
 def read_record(run_dir: Path) -> RunRecord | None:
-    """One run's listing entry, or None when the directory is not a run."""
-    data = read_summary(run_dir)
-    if not data:
+    """One run's listing entry, or None when the directory is not a run.
+
+    A run whose summary.json is missing, damaged or of the wrong shape is listed with a note, so that
+    one bad file never hides the others.
+    """
+    read = load_summary(run_dir)
+    if not read.found and not (run_dir / CONFIG_NAME).exists():
         return None
-    status = data.get("status", "unknown")
-    if status == "running" and not _alive(data.get("pid")):
-        status = "interrupted"  # the process that ran it is gone without writing an end state
-    return RunRecord(run_id=run_dir.name, path=run_dir, name=data.get("name", ""), status=status,
-                     step=data.get("step", 0), total_steps=data.get("total_steps", 0),
-                     final_loss=data.get("final_loss"), final_val_loss=data.get("final_val_loss"),
-                     samples_per_s=data.get("samples_per_s", 0.0), wall_s=data.get("wall_s", 0.0),
-                     started_at=data.get("started_at", ""), error=data.get("error", ""))
+    data = read.summary
+    status = escape(data.status)[:20] or "unknown"  # shown in a column: one short line, no terminal escapes
+    step, total = data.step, data.total_steps
+    if status in ("running", "stopped", "failed"):  # a resumed run is live again before its summary says so
+        status = run_status(run_dir, status)
+        if status in ("running", "interrupted"):  # where it stands (or stood when its process died)
+            beat = read_heartbeat(run_dir)
+            step = max(last_step(run_dir), beat.step if beat else 0) or step
+            total = (beat.total_steps if beat else 0) or planned_steps(run_dir) or total
+    note = read.damage or ("" if read.found else f"no {SUMMARY_NAME}")
+    return RunRecord(run_id=run_dir.name, path=run_dir, name=data.name, status=status,
+                     step=step, total_steps=total,
+                     final_loss=data.final_loss, final_val_loss=data.final_val_loss,
+                     samples_per_s=data.samples_per_s, wall_s=data.wall_s,
+                     started_at=data.started_at, error=data.error, note=note)
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def resumable(run_dir: Path, recorded: str | None = None) -> str | None:
+    """None when `resume` may continue this run now; else the reason it may not, in words."""
+    run_dir = Path(run_dir)
+    if recorded is None:
+        recorded = read_summary(run_dir).status or None
+    owner = live_owner(run_dir)
+    if owner is not None:
+        return (f"the run is still training ({owner.describe()}): follow it with tui-trainer attach "
+                f"{run_dir.name}, or stop it with tui-trainer stop {run_dir.name}")
+    if recorded == "completed":
+        return "the run is already completed; start a new one with tui-trainer run"
+    if not (run_dir / CHECKPOINT_FILE).exists():
+        status = "interrupted" if recorded in (None, "running") else recorded
+        return f"no checkpoint to resume from (status {status})"
+    return None

@@ -185,7 +185,7 @@ def run_sweep(plan: SweepPlan, store, *, stop: threading.Event | None = None,
     receives each event of row i's run (the app draws its loss from them). Setting `stop` stops the
     current run after its step (that row `failed`, "stopped") and skips the rest.
     """
-    from tui_trainer.runs.runner import create_runner
+    from tui_trainer.runs.launcher import create_runner
     from tui_trainer.training.events import RunFinished, RunStarted, TrainProgress
 
     make_runner = make_runner or (lambda config: create_runner(config, store, isolated=True))

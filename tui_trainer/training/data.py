@@ -7,7 +7,6 @@ samples it sees, so strategies and accumulation settings are fair to compare and
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from tui_trainer.config.schema import DataConfig
+from tui_trainer.training.usercode import call_user, wrong_result
 
 CLASSIFICATION_SETS = {"digits", "breast_cancer", "wine", "synthetic-classification"}
 
@@ -44,10 +44,10 @@ def load_task_data(cfg: DataConfig) -> TaskData:
     if ":" not in cfg.dataset:
         x, y, task = _builtin_arrays(cfg)
     else:
-        made = _import_callable(cfg.dataset)()
+        made = call_user("data.dataset", cfg.dataset)
         if isinstance(made, tuple) and len(made) == 2 and all(isinstance(d, Dataset) for d in made):
             return _user_datasets(cfg, made[0], made[1])
-        x, y = (np.asarray(a) for a in made)
+        x, y = _user_arrays(cfg.dataset, made)
         task = cfg.task if cfg.task != "auto" else ("classification" if np.issubdtype(y.dtype, np.integer)
                                                      else "regression")
     return _from_arrays(cfg, x, y, task)
@@ -107,9 +107,21 @@ def _user_datasets(cfg: DataConfig, train: Dataset, val: Dataset) -> TaskData:
     return TaskData(task, int(torch.as_tensor(x0).numel()), n_outputs, train, val, None)
 
 
-def _import_callable(path: str):
-    module_name, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module_name), attr)
+def _user_arrays(path: str, made: object) -> tuple[np.ndarray, np.ndarray]:
+    """A user callable's (x, y): numeric, x of shape (samples, features), y one target per sample."""
+    if not (isinstance(made, (tuple, list)) and len(made) == 2):
+        raise wrong_result("data.dataset", path, f"a {type(made).__name__}; expected (x, y) arrays or "
+                           "(train, val) torch Datasets")
+    try:
+        x, y = (np.asarray(a) for a in made)
+    except Exception as exc:
+        raise wrong_result("data.dataset", path, f"(x, y) that are not arrays ({type(exc).__name__})") from exc
+    if x.ndim != 2 or y.ndim not in (1, 2) or len(x) != len(y) or len(x) < 2:
+        raise wrong_result("data.dataset", path, f"x of shape {x.shape} and y of shape {y.shape}; expected x "
+                           "(samples, features) and y (samples,) with the same number of samples (2 or more)")
+    if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+        raise wrong_result("data.dataset", path, f"x of dtype {x.dtype} and y of dtype {y.dtype}; expected numbers")
+    return x, y
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -119,9 +131,10 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 
 def steps_per_epoch(n: int, global_batch: int, world_size: int = 1) -> int:
-    """Optimizer steps in one epoch; a last partial step is kept when every rank gets a sample."""
-    full, rest = divmod(n, global_batch)
-    return full + (1 if rest >= world_size else 0)
+    """Optimizer steps in one epoch, the last partial one included: the same for any world size, so a
+    ddp run takes the steps and samples of one process with the same global batch (a rank whose
+    share of a short last step is empty joins it with zero weight)."""
+    return -(-n // global_batch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +151,9 @@ def plan_epoch(n: int, seed: int, epoch: int, batch_size: int, accumulate: int,
 
     A micro-batch's weight is its share of the step's samples times the world size, so that the
     weighted losses add up (after DDP averages the ranks) to the mean over every sample in the step,
-    also when the last step of an epoch is short and its micro-batches are unequal.
+    also when the last step of an epoch is short and its micro-batches are unequal. A rank with no
+    sample in a short last step gets one empty micro-batch of weight 0: it still joins the step's
+    gradient all-reduce, contributing zeros.
     """
     order = epoch_order(n, seed, epoch)
     if device is not None:
@@ -202,12 +217,15 @@ class TorchDataLoader:
 
     def steps(self, plan: StepPlan, start: int = 0):
         """Yield, per optimizer step, a list of (x, y, weight) micro-batches."""
-        micro_plan = [m.cpu().tolist() for step in plan.micro_batches[start:] for m in step]
-        if not micro_plan:
-            return
-        batches = iter(self._loader(self.data.train, micro_plan))
+        micro_plan = [m.cpu().tolist() for step in plan.micro_batches[start:] for m in step if len(m)]
+        batches = iter(self._loader(self.data.train, micro_plan)) if micro_plan else iter(())
         for micro, weights in zip(plan.micro_batches[start:], plan.weights[start:]):
-            yield [(*self._move(*next(batches)), w) for _, w in zip(micro, weights)]
+            yield [(*self._move(*(next(batches) if len(m) else self._empty())), w) for m, w in zip(micro, weights)]
+
+    def _empty(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of no samples, shaped like the dataset's (a rank with an empty share of a step)."""
+        x0, y0 = self.data.train[0]
+        return torch.as_tensor(x0)[None][:0], torch.as_tensor(y0)[None][:0]
 
     def val_batches(self, size: int = 8192):
         n = len(self.data.val)

@@ -19,13 +19,20 @@ from torch import nn
 from torch.nn import functional as F
 
 from tui_trainer.config.schema import RunConfig
-from tui_trainer.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from tui_trainer.training.checkpoint import (
+    load_checkpoint,
+    rank_rng,
+    rng_state,
+    save_checkpoint,
+    save_rank_rng,
+    set_rng_state,
+)
 from tui_trainer.training.data import load_task_data, make_loader, plan_epoch, steps_per_epoch
 from tui_trainer.training.events import CheckpointSaved, EvalResult, Event, LogLine, RunStarted, TrainProgress
 from tui_trainer.training.figures import train_loss, train_loss_window
 from tui_trainer.training.models import build_model, parameter_count
 from tui_trainer.training.optim import build_optimizer, load_optimizer_state, lr_at
-from tui_trainer.training.precision import get_precision
+from tui_trainer.training.precision import make_precision
 from tui_trainer.training.strategies import Strategy, make_strategy
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -62,6 +69,7 @@ class Trainer:
         self.last_metric: float | None = None
         self.metric_name = ""
         self.skipped_steps = 0
+        self._skipped_before = 0  # skipped steps before this process started (resume)
         self.samples_per_step = 0.0
         self.train_seconds = 0.0
         self.device_name = ""
@@ -70,10 +78,19 @@ class Trainer:
         self.loss_window = 0  # logged steps the train loss averages (figures.train_loss_window)
         self.previous_losses: tuple[float, ...] = ()  # a resumed run's recorded losses, for its first figures
         self.compile_seconds: float | None = None  # train.compile: the first step's time, where it compiles
+        # Called before a checkpoint is written, to make the metrics up to its step durable first.
+        self.before_checkpoint: Callable[[], None] | None = None
+        self._started: float | None = None
 
     @property
     def checkpoint_path(self) -> Path:
         return self.run_dir / CHECKPOINT_NAME
+
+    def seconds_training(self) -> float:
+        """Seconds since the first step: final once train() returns, also readable after it raised."""
+        if self.train_seconds or self._started is None:
+            return self.train_seconds
+        return time.perf_counter() - self._started
 
     # ----------------------------------------------------------------- build
     def build(self) -> None:
@@ -85,8 +102,9 @@ class Trainer:
         self.strategy = self.strategy or make_strategy(cfg)
         strategy = self.strategy
         self.device = strategy.input_device
-        self.precision = get_precision(cfg.train.precision)
-        self.precision.configure(self.device)
+        self.precision = make_precision(cfg.train.precision, self.device)
+        self.precision.configure()
+        strategy.precision = self.precision
 
         self.data = load_task_data(cfg.data)
         self.metric_name = self.data.metric_name
@@ -99,7 +117,6 @@ class Trainer:
             model.compile()  # in place: the module and its state_dict keys stay as they are
         self.model = strategy.setup_model(model)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
-        self.scaler = self.precision.make_scaler(self.device)
         self.loss_fn = F.cross_entropy if self.data.task == "classification" else F.mse_loss
 
         world = strategy.world_size
@@ -107,8 +124,11 @@ class Trainer:
         self.steps_per_epoch = steps_per_epoch(self.data.train_size, self.micro_batch * cfg.train.accumulate * world,
                                                world)
         if self.steps_per_epoch == 0:
-            raise ValueError(f"the training split has {self.data.train_size} samples, fewer than the "
-                             f"{world} processes; lower strategy.devices")
+            raise ValueError("the training split has no samples; use more data or a lower data.val_fraction")
+        if self.effective_batch > self.data.train_size:  # user data: its size is known only now
+            raise ValueError(f"the effective batch {self.effective_batch} (batch_size x accumulate x processes) is "
+                             f"larger than the {self.data.train_size} training samples of {cfg.data.dataset}; "
+                             "lower data.batch_size")
         self.total_steps = cfg.train.max_steps or cfg.train.epochs * self.steps_per_epoch
         self.samples_per_step = self.data.train_size / self.steps_per_epoch
         if (not cfg.train.threads and self.device.type == "cpu"
@@ -132,6 +152,18 @@ class Trainer:
                 self.emit(LogLine("warning", "logging.tensorboard is on but tensorboard is not installed: "
                                              "pip install tensorboard (continuing without it)"))
 
+    def _check_step(self, state: dict) -> None:
+        """A checkpoint's step must lie in this run's plan (0..total steps) and agree with its epoch."""
+        step = state.get("step") if isinstance(state, dict) else None
+        where = f"{self.checkpoint_path}"
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= self.total_steps:
+            raise ValueError(f"{where}: step {step!r} is outside this run's plan of 0..{self.total_steps} steps; "
+                             "the checkpoint does not belong to this run's config")
+        epoch, within = state.get("epoch"), state.get("step_in_epoch")
+        if epoch is not None and within is not None and (epoch, within) != divmod(step, self.steps_per_epoch):
+            raise ValueError(f"{where}: step {step} is epoch {epoch} step {within}, but this run's config has "
+                             f"{self.steps_per_epoch} steps per epoch; the checkpoint does not belong to it")
+
     # ------------------------------------------------------------------ run
     def train(self) -> str:
         """Step until the planned end or a stop request; return "completed" or "stopped".
@@ -139,8 +171,10 @@ class Trainer:
         Raises `Diverged` on a NaN/Inf loss; any other exception is the runner's to record.
         """
         cfg, strategy = self.config, self.strategy
-        model, optimizer, scaler, loss_fn = self.model, self.optimizer, self.scaler, self.loss_fn
-        autocast = self.precision.autocast(self.device)
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss_fn
+        precision = self.precision
+        backward, unscale, optimizer_step = precision.backward, precision.unscale, precision.optimizer_step
+        autocast = precision.autocast()
         multi = strategy.world_size > 1
         clip = cfg.train.grad_clip
         params = [p for p in model.parameters() if p.requires_grad]
@@ -148,6 +182,7 @@ class Trainer:
         log_every = cfg.logging.every
         eval_every = cfg.train.eval_every
         ckpt_every = cfg.train.checkpoint_every
+        ckpt_seconds = cfg.train.checkpoint_minutes * 60  # looked at only at report time, not per step
         stop = self.stop
         total = self.total_steps
 
@@ -167,8 +202,7 @@ class Trainer:
         self._next_report = self.step + 1
         self._report_clock = time.perf_counter()
         self._report_step = self.step
-        self._started = time.perf_counter()
-        prev_scale = scaler.get_scale() if scaler else None
+        self._started = self._checkpointed_at = time.perf_counter()
         model.train()
 
         step = self.step
@@ -184,30 +218,22 @@ class Trainer:
                 for i, (x, y, weight) in enumerate(micro_batches):
                     with strategy.no_sync(model) if multi and i < last else _NO_CONTEXT, autocast:
                         out = model(x)
-                    loss = loss_fn(out.float(), y)
-                    if weight != 1.0:
-                        loss = loss * weight
-                    (scaler.scale(loss) if scaler else loss).backward()
+                    if weight:
+                        loss = loss_fn(out.float(), y)
+                        if weight != 1.0:
+                            loss = loss * weight
+                    else:  # an empty share of a short last step (ddp): joins the all-reduce with zero gradients
+                        loss = out.float().sum() * 0.0
+                    backward(loss)
                     step_loss = loss.detach() if step_loss is None else step_loss + loss.detach()
                 if scheduled:
                     lr = lr_at(cfg, step, total)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                 if clip:
-                    if scaler:
-                        scaler.unscale_(optimizer)
+                    unscale(optimizer)
                     self._grad_norms.append(nn.utils.clip_grad_norm_(params, clip))
-                if scaler:
-                    scaler.step(optimizer)
-                    scaler.update()
-                    # scaler.step has already synced to look for inf grads, so reading the scale is free;
-                    # the scale only ever falls when a step was skipped.
-                    scale = scaler.get_scale()
-                    if scale < prev_scale:
-                        self.skipped_steps += 1
-                    prev_scale = scale
-                else:
-                    optimizer.step()
+                optimizer_step(optimizer)  # the precision's: fp16 may skip it, counted on the device
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
                 self.step = step
@@ -217,11 +243,15 @@ class Trainer:
                 stop_now = False
                 if step >= self._next_report:
                     stop_now = self._report()
+                    if ckpt_seconds and time.perf_counter() - self._checkpointed_at >= ckpt_seconds:
+                        self.save_checkpoint()
                 elif not multi:
                     stop_now = stop.is_set()
                 if eval_every and step % eval_every == 0:
                     self._evaluate()
                 if ckpt_every and step % ckpt_every == 0:
+                    if self._pending_losses:  # read the losses first: a diverged step never reaches a checkpoint
+                        stop_now = self._report() or stop_now
                     self.save_checkpoint()
                 if step >= total:
                     break
@@ -257,28 +287,46 @@ class Trainer:
         if steps_done:
             report_every = max(1, min(10_000, int(steps_done / REPORTS_PER_SECOND / max(window, 1e-6))))
         count = len(self._pending_losses)
+        # The skipped-step count (fp16) leaves the device in the same read as the losses.
+        skipped = self.precision.read_skipped()
+        local = [torch.stack(self._pending_losses).float()] if count else []
+        if skipped is not None:  # (skipped so far, skipped in a row now)
+            local.append(skipped.reshape(-1).float())
         if strategy.world_size > 1:
-            local = [torch.stack(self._pending_losses).float()] if count else []
             control = torch.tensor([float(self.stop.is_set()), float(report_every if strategy.rank == 0 else 0)],
                                    device=self.strategy.output_device)
             combined = strategy.reduce_sum(torch.cat([*[t.to(control.device) for t in local], control]))
             values = combined.tolist()
-            losses = [v / strategy.world_size for v in values[:count]]
-            stop_now, report_every = values[count] > 0, int(values[count + 1])
+            stop_now, report_every = values[-2] > 0, int(values[-1])
+            values = [v / strategy.world_size for v in values[:-2]]
         else:
-            losses = torch.stack(self._pending_losses).float().tolist() if count else []
+            device = self.strategy.output_device
+            read = local[0] if len(local) == 1 else torch.cat([t.to(device) for t in local]) if local else None
+            values = read.tolist() if read is not None else []
             stop_now = self.stop.is_set()
         if self.config.train.compile and self.compile_seconds is None and steps_done:
             # The first report comes after the first step, where torch.compile compiles the model.
             self.compile_seconds = window
             self.emit(LogLine("info", f"torch.compile: the first step (compiling) took {window:.1f}s"))
+        losses = values[:count]
+        skipped_in_row = 0
+        if skipped is not None:
+            self.skipped_steps = self._skipped_before + int(round(values[count]))
+            skipped_in_row = int(round(values[count + 1]))
         steps = tuple(self._pending_steps)
         self._pending_steps, self._pending_losses = [], []
         self._report_every = report_every
         self._next_report = self.step + report_every
         self._report_clock, self._report_step = now, self.step
+        limit = self.config.train.max_skipped_in_row
+        if skipped is not None and skipped_in_row >= limit:
+            # fp16: a skipped step is the GradScaler finding inf gradients and lowering its scale, which
+            # is normal now and then; this many in a row means the run cannot recover.
+            self._emit_progress(now, steps, losses, steps_done, window)
+            raise Diverged(f"the GradScaler skipped {skipped_in_row} steps in a row by step {self.step} "
+                           f"(train.max_skipped_in_row = {limit})")
         for i, value in enumerate(losses):
-            if not math.isfinite(value):
+            if not math.isfinite(value) and skipped is None:  # with a scaler: a skipped step (above)
                 if i:  # the finite losses before it are kept
                     self._emit_progress(now, steps[:i], losses[:i], steps_done)
                 raise Diverged(f"loss became {value} at step {steps[i]}")
@@ -288,9 +336,11 @@ class Trainer:
 
     def _emit_progress(self, now: float, steps: tuple, losses: list, steps_done: int, window: float = 0.0) -> None:
         if losses:
-            self._recent_losses.extend(losses)
+            self._recent_losses.extend(losses)  # train_loss leaves fp16 skipped steps (inf) aside
             # The run's one "train loss" figure (see figures.py): the mean of the last epoch's worth of steps.
-            self.last_loss = train_loss(self._recent_losses, self.loss_window)
+            figure = train_loss(self._recent_losses, self.loss_window)
+            if figure is not None:
+                self.last_loss = figure
         grad_norm = None
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
@@ -305,8 +355,7 @@ class Trainer:
             for d in self.strategy.devices if d.type == "cuda")
         event = TrainProgress(self.step, self.epoch, steps, tuple(losses), self.optimizer.param_groups[0]["lr"],
                               rate * self.samples_per_step, elapsed, eta, grad_norm,
-                              self.scaler.get_scale() if self.scaler else None, self.skipped_steps, memory,
-                              self.last_loss)
+                              self.precision.loss_scale(), self.skipped_steps, memory, self.last_loss)
         self.emit(event)
         if self.tensorboard is not None:
             for s, value in zip(steps, losses):
@@ -325,7 +374,7 @@ class Trainer:
         y_sum = torch.zeros((), device=self.strategy.output_device)
         y_sq = torch.zeros((), device=self.strategy.output_device)
         count = 0
-        with self.precision.autocast(self.device):
+        with self.precision.autocast():
             for x, y in self.loader.val_batches():
                 out = model(x).float()
                 y = y.to(out.device)
@@ -356,30 +405,51 @@ class Trainer:
 
     # ----------------------------------------------------------- checkpoint
     def save_checkpoint(self) -> None:
-        """Write model, optimizer, scaler, step and RNG states (rank 0 only), atomically."""
+        """Write model, optimizer, precision (scaler), step and RNG states, atomically.
+
+        The main process writes the checkpoint; every rank of a multi-process run also writes its own
+        RNG states beside it (each rank's dropout masks come from its own generators). No checkpoint is
+        ever written from NaN or infinite weights.
+        """
+        self._check_finite()
+        if self.strategy.world_size > 1:
+            save_rank_rng(self.run_dir, self.strategy.rank, self.step, self.strategy.devices)
         if not self.strategy.is_main:
             return
+        if self.before_checkpoint is not None:
+            self.before_checkpoint()
         state = {
             "model": self.strategy.unwrap(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "scaler": self.precision.state_dict(),
             "step": self.step,
             "epoch": self.step // self.steps_per_epoch,
             "step_in_epoch": self.step % self.steps_per_epoch,
             "skipped_steps": self.skipped_steps,
             "best_val_loss": self.best_val_loss,
-            "rng": rng_state(),
+            "rng": rng_state(self.strategy.devices),
         }
         save_checkpoint(self.checkpoint_path, state)
+        self._checkpointed_at = time.perf_counter()
         self.emit(CheckpointSaved(self.step, str(self.checkpoint_path)))
 
+    def _check_finite(self) -> None:
+        """Raise Diverged when a weight is NaN or infinite: one fused check (one host sync), at checkpoints only."""
+        tensors = [t for t in self.strategy.unwrap(self.model).state_dict().values() if t.is_floating_point()]
+        if not tensors:
+            return
+        finite = torch.stack([torch.isfinite(t).all().to(tensors[0].device) for t in tensors]).all()
+        if not bool(finite):
+            raise Diverged(f"the weights became NaN or infinite by step {self.step} (no checkpoint written from them)")
+
     def _load(self, state: dict) -> None:
+        self._check_step(state)
         self.strategy.unwrap(self.model).load_state_dict(state["model"])
         load_optimizer_state(self.optimizer, state["optimizer"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
+        self.precision.load_state_dict(state.get("scaler"))
         self.step = int(state["step"])
-        self.skipped_steps = int(state.get("skipped_steps", 0))
+        self.skipped_steps = self._skipped_before = int(state.get("skipped_steps", 0))
         self.best_val_loss = state.get("best_val_loss")
-        set_rng_state(state["rng"])
+        own = rank_rng(self.run_dir, self.strategy.rank, self.step) if self.strategy.world_size > 1 else None
+        set_rng_state(own or state["rng"], self.strategy.devices)
         self.emit(LogLine("info", f"resumed from step {self.step}"))

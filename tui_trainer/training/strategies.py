@@ -2,7 +2,9 @@
 
 The loop only talks to this interface (`setup_model`, `no_sync`, `reduce_sum`, `unwrap`,
 `eval_model`, `input_device`, `output_device`, `world_size`, `rank`, `replicas`). A new strategy is
-one new class registered in `STRATEGIES`; the loop does not change.
+one new class with `@register`, which declares what it needs (`needs_gpu`, `multi_process`,
+`splits_batch`, checked by a test against `config.choices`, where validation reads them) and how it
+is built (`create`); `make_strategy` looks the name up; the loop does not change.
 """
 
 from __future__ import annotations
@@ -13,13 +15,25 @@ import os
 import torch
 from torch import nn
 
+from tui_trainer.config.choices import device_ids
 from tui_trainer.config.schema import RunConfig
+
+STRATEGIES: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Add a strategy class to `STRATEGIES` under its `name`."""
+    STRATEGIES[cls.name] = cls
+    return cls
 
 
 class Strategy:
     """One process, one device. The base of every strategy."""
 
     name = "cpu"
+    needs_gpu = False  # what the strategy needs, as config.choices declares it for validation
+    multi_process = False  # one process per device, started by torchrun
+    splits_batch = False  # several model copies in this process split each forward's batch
     world_size = 1
     rank = 0
     local_rank = 0
@@ -28,6 +42,12 @@ class Strategy:
     def __init__(self, config: RunConfig, device: torch.device):
         self.config = config
         self.device = device
+        self.precision = None  # the run's Precision, set by the trainer before setup_model
+
+    @classmethod
+    def create(cls, config: RunConfig, on_gpu: bool, ids: tuple[int, ...]) -> Strategy:
+        """This process's strategy for a config: `ids` are the devices' positions or GPU ids."""
+        return cls(config, torch.device("cuda", ids[0]) if on_gpu else torch.device("cpu"))
 
     @property
     def is_main(self) -> bool:
@@ -88,19 +108,30 @@ class Strategy:
         """Release what setup took (process groups)."""
 
 
+@register
 class CpuStrategy(Strategy):
     """The model and every batch on the CPU."""
 
     name = "cpu"
 
+    @classmethod
+    def create(cls, config: RunConfig, on_gpu: bool, ids: tuple[int, ...]) -> Strategy:
+        return cls(config, torch.device("cpu"))
+
     def notes(self) -> tuple[str, ...]:
         return (f"CPU with {torch.get_num_threads()} threads",)
 
 
+@register
 class SingleGpuStrategy(Strategy):
     """The model and every batch on one GPU, chosen by its visible id."""
 
     name = "single"
+    needs_gpu = True
+
+    @classmethod
+    def create(cls, config: RunConfig, on_gpu: bool, ids: tuple[int, ...]) -> Strategy:
+        return cls(config, torch.device("cuda", ids[0]))
 
     def setup_model(self, model: nn.Module) -> nn.Module:
         torch.cuda.set_device(self.device)
@@ -111,10 +142,17 @@ class SingleGpuStrategy(Strategy):
                 "per-step launch overhead can make a GPU slower than the CPU",)
 
 
+@register
 class DataParallelStrategy(Strategy):
     """`nn.DataParallel`: one process; each forward's batch scattered over the GPUs from the first one."""
 
     name = "dp"
+    needs_gpu = True
+    splits_batch = True
+
+    @classmethod
+    def create(cls, config: RunConfig, on_gpu: bool, ids: tuple[int, ...]) -> Strategy:
+        return cls(config, ids)
 
     def __init__(self, config: RunConfig, device_ids: tuple[int, ...]):
         super().__init__(config, torch.device("cuda", device_ids[0]))
@@ -136,16 +174,36 @@ class DataParallelStrategy(Strategy):
 
     def setup_model(self, model: nn.Module) -> nn.Module:
         torch.cuda.set_device(self.device)
-        return nn.DataParallel(model.to(self.device), device_ids=list(self.device_ids), output_device=self.device)
+        self.plain = model.to(self.device)
+        return nn.DataParallel(replica_module(self.plain, self.precision, "cuda"), device_ids=list(self.device_ids),
+                               output_device=self.device)
 
     def unwrap(self, model: nn.Module) -> nn.Module:
-        return model.module
+        return self.plain
 
 
+def replica_module(model: nn.Module, precision, device_type: str) -> nn.Module:
+    """What nn.DataParallel replicates: the model, with the precision's autocast entered in its forward.
+
+    DataParallel's replica threads re-enter autocast without a dtype (thread-local: float16 on CUDA),
+    so a bf16-mixed run would compute in fp16; see `precision.AutocastForward`.
+    """
+    return precision.replica_module(model, device_type) if precision is not None else model
+
+
+@register
 class DistributedStrategy(Strategy):
     """`DistributedDataParallel`: this process is one rank of a torchrun job (nccl on GPUs, gloo on CPU)."""
 
     name = "ddp"
+    multi_process = True
+
+    @classmethod
+    def create(cls, config: RunConfig, on_gpu: bool, ids: tuple[int, ...]) -> Strategy:
+        if "RANK" not in os.environ:
+            raise RuntimeError(f"{cls.name} runs in torchrun worker processes; start it with tui-trainer run "
+                               "or the Runner")
+        return cls.from_environment(config, on_gpu)
 
     def __init__(self, config: RunConfig, device: torch.device, rank: int, world_size: int, local_rank: int):
         super().__init__(config, device)
@@ -158,9 +216,7 @@ class DistributedStrategy(Strategy):
 
         rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
         if use_gpu:
-            devices = config.strategy.devices
-            index = devices[local] if isinstance(devices, tuple) else local
-            device = torch.device("cuda", index)
+            device = torch.device("cuda", device_ids(config.strategy.devices)[local])
             torch.cuda.set_device(device)
             dist.init_process_group("nccl", device_id=device)
         else:
@@ -221,10 +277,16 @@ class Pipeline(nn.Module):
         return x
 
 
+@register
 class ModelParallelStrategy(Strategy):
     """The model's layers cut into consecutive stages on the listed devices (balanced by parameters)."""
 
     name = "model-parallel"
+    needs_gpu = True
+
+    @classmethod
+    def create(cls, config: RunConfig, on_gpu: bool, ids: tuple[int, ...]) -> Strategy:
+        return cls(config, [torch.device("cuda", i) if on_gpu else torch.device("cpu") for i in ids])
 
     def __init__(self, config: RunConfig, stage_devices: list[torch.device]):
         super().__init__(config, stage_devices[0])
@@ -306,6 +368,7 @@ def balance(blocks: list[list[nn.Module]], stages: int) -> list[int]:
     return best[1]
 
 
+@register
 class HybridStrategy(DistributedStrategy):
     """Model-parallel stages, each replica data-parallel: DDP over processes that each hold a Pipeline."""
 
@@ -319,8 +382,7 @@ class HybridStrategy(DistributedStrategy):
         rank, world, local = (int(os.environ[k]) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
         stages = config.strategy.stages
         if use_gpu:
-            devices = config.strategy.devices
-            ids = devices if isinstance(devices, tuple) else tuple(range(devices))
+            ids = device_ids(config.strategy.devices)
             stage_devices = [torch.device("cuda", i) for i in ids[local * stages:(local + 1) * stages]]
             torch.cuda.set_device(stage_devices[0])
             dist.init_process_group("nccl")
@@ -358,16 +420,6 @@ class HybridStrategy(DistributedStrategy):
         return model.module
 
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    "cpu": CpuStrategy,
-    "single": SingleGpuStrategy,
-    "dp": DataParallelStrategy,
-    "ddp": DistributedStrategy,
-    "model-parallel": ModelParallelStrategy,
-    "hybrid": HybridStrategy,
-}
-
-
 def make_strategy(config: RunConfig) -> Strategy:
     """Build the configured strategy for this process (ddp: from torchrun's environment)."""
     from tui_trainer.config.validate import uses_gpu
@@ -375,18 +427,4 @@ def make_strategy(config: RunConfig) -> Strategy:
 
     s = config.strategy
     on_gpu = uses_gpu(config, detect_machine()) and torch.cuda.is_available()
-    ids = s.devices if isinstance(s.devices, tuple) else tuple(range(s.devices))
-    if s.name == "cpu":
-        return CpuStrategy(config, torch.device("cpu"))
-    if s.name == "single":
-        return SingleGpuStrategy(config, torch.device("cuda", ids[0]))
-    if s.name == "dp":
-        return DataParallelStrategy(config, ids)
-    if s.name in ("ddp", "hybrid"):
-        if "RANK" not in os.environ:
-            raise RuntimeError(f"{s.name} runs in torchrun worker processes; start it with tui-trainer run or the Runner")
-        return STRATEGIES[s.name].from_environment(config, on_gpu)
-    if s.name == "model-parallel":
-        devices = [torch.device("cuda", i) if on_gpu else torch.device("cpu") for i in ids]
-        return ModelParallelStrategy(config, devices)
-    raise NotImplementedError(f"strategy \"{s.name}\"")
+    return STRATEGIES[s.name].create(config, on_gpu, device_ids(s.devices))

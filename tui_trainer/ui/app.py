@@ -1,9 +1,11 @@
 """The Textual app: follows runs in the background, samples the machine, and hosts the screens.
 
-The app owns the runs it started (`live`): a 10 Hz timer drains every runner's event queue into its
-RunState and tells the current screen; a run keeps going when its dashboard is closed. The GPU
-sampler has its own thread; a 1 Hz timer copies its latest readings. The app never imports torch:
-runs train in their own worker processes, so the launch screen appears at once and the app stays small.
+The app follows the runs it started or attached to (`live`): a 10 Hz timer drains every runner's
+event queue into its RunState and tells the current screen; a run keeps going when its dashboard is
+closed. Runs train in detached processes of their own, so they also keep going when the app quits
+(the user is asked) or its terminal goes away (SIGHUP); `--stop-on-exit` stops them instead. The GPU
+sampler has its own thread; a 1 Hz timer copies its latest readings. The app never imports torch,
+so the launch screen appears at once and the app stays small.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from textual.app import App
 from textual.binding import Binding
 
 from tui_trainer.config import Machine
-from tui_trainer.runs import Runner, RunStore, read_curves
+from tui_trainer.runs import Runner, RunStore, read_curves, resumable, resume_runner
 from tui_trainer.runs.metrics import METRICS_NAME
-from tui_trainer.ui.live_run import LiveRun
+from tui_trainer.session.live_run import LiveRun
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
-from tui_trainer.ui.monitor import MachineView, ProcessProbe
+from tui_trainer.session.monitor import MachineReading, MachineView, ProcessProbe
 from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
 from tui_trainer.ui.screens.help import HelpScreen
 from tui_trainer.ui.screens.launch import LaunchScreen
@@ -42,19 +44,24 @@ class TrainerApp(App[int]):
     TITLE = "tui-trainer"
     ENABLE_COMMAND_PALETTE = False
 
+    # Every screen has these (a screen lists only its own keys; the footer shows both, these last).
     BINDINGS = [
+        Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "request_quit", "Quit"),
         Binding("ctrl+q", "request_quit", "Quit", show=False, priority=True),
         Binding("ctrl+c", "request_quit", "Quit", show=False, priority=True),
-        Binding("question_mark", "help", "Help", key_display="?"),
     ]
 
     def __init__(self, presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *,
-                 machine: Machine | None = None, sampler=None):
+                 machine: Machine | None = None, sampler=None, attach: Path | None = None,
+                 show_runs: bool = False, stop_on_exit: bool = False):
         super().__init__()
         self.presets_dir = Path(presets_dir)
         self.store = RunStore(runs_dir)
         self.initial_runner = runner
+        self.initial_attach = attach
+        self.show_runs = show_runs
+        self.stop_on_exit = stop_on_exit
         if machine is None:
             from tui_trainer.hardware import detect_machine
 
@@ -62,6 +69,7 @@ class TrainerApp(App[int]):
         self.machine = machine
         self.sampler = sampler
         self.machine_view = MachineView()
+        self.machine_reading = MachineReading()  # the newest, for a screen that opens between samples
         self.probe: ProcessProbe | None = None
         self.live: dict[str, LiveRun] = {}
         self.queue: list = []  # configs still to run after the current queue run (launch: space, enter)
@@ -88,13 +96,21 @@ class TrainerApp(App[int]):
                 self._resume_live(live)
             else:
                 self._start_live(live)
+        elif self.initial_attach is not None:
+            self.attach_run(self.initial_attach)
+        elif self.show_runs:
+            self.action_show_runs()
 
     def _handle_hangup(self) -> None:
-        """A dropped SSH connection (SIGHUP) or a `kill` (SIGTERM) stops the runs cleanly before exiting."""
+        """A dropped SSH connection (SIGHUP) or a `kill` (SIGTERM) ends the app; its runs keep training.
+
+        There is no one left to ask: detached runs go on (with `--stop-on-exit` they stop cleanly first);
+        a run trained inside this process stops cleanly, as it cannot outlive it.
+        """
         try:
             loop = asyncio.get_running_loop()
-            loop.add_signal_handler(signal.SIGHUP, self.stop_runs_and_exit, True)
-            loop.add_signal_handler(signal.SIGTERM, self.stop_runs_and_exit)
+            loop.add_signal_handler(signal.SIGHUP, self.hang_up, True)
+            loop.add_signal_handler(signal.SIGTERM, self.hang_up, False)
             self._signals = (signal.SIGHUP, signal.SIGTERM)
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no such signal here
             pass
@@ -118,8 +134,8 @@ class TrainerApp(App[int]):
         """Copy the newest readings (the sampler thread took them; this never calls NVML)."""
         gpus = self.sampler.latest() if self.sampler is not None else ()
         process = self.probe.sample() if self.probe is not None else None
-        self.machine_view.update(gpus, process)
-        self.screen.post_message(MachineSampled())
+        self.machine_reading = self.machine_view.update(gpus, process)
+        self.screen.post_message(MachineSampled(self.machine_reading))
 
     # ------------------------------------------------------------------- runs
     def pump_runs(self) -> None:
@@ -158,21 +174,20 @@ class TrainerApp(App[int]):
         while self.queue:
             config = self.queue.pop(0)
             self.queue_done += 1
-            live = self.start_run(config)
+            live = self.start_run(config, queue_label=f"queue {self.queue_done}/{self.queue_total}")
             if live is not None:
-                live.queue_label = f"queue {self.queue_done}/{self.queue_total}"
                 self.queue_run_id = live.run_id
-                live.state.version += 1
                 return
         self.queue_run_id = None
 
-    def start_run(self, config) -> LiveRun | None:
-        """Start a new run of a config in the background and open its dashboard."""
+    def start_run(self, config, queue_label: str = "") -> LiveRun | None:
+        """Start a new run of a config in the background and open its dashboard (titled `queue_label` too)."""
         try:
             live = LiveRun.new(config, self.store)
         except Exception as exc:
             self.notify(f"cannot start: {exc}", severity="error")
             return None
+        live.queue_label = queue_label
         others = len(self.active_runs)
         started = self._start_live(live)
         if started is not None and others:
@@ -195,29 +210,46 @@ class TrainerApp(App[int]):
         """Continue a stopped run (from the runs screen): its dashboard opens with its earlier curve."""
         live = self.live.get(Path(run_dir).name)
         if live is not None:
-            ok, why = live.can_resume()
-            if not ok:
+            why = live.why_not_resumable()
+            if why:
                 self.notify(f"cannot resume: {why}", severity="warning")
                 return
-            live.resume()
+            try:
+                live.resume()
+            except Exception as exc:  # ConfigError: this machine cannot run it (e.g. its GPU id is gone)
+                self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
+                return
             self.open_dashboard(live)
             return
-        if not (Path(run_dir) / "checkpoint.pt").exists():
-            self.notify("cannot resume: the run has no checkpoint", severity="warning")
+        why = resumable(Path(run_dir))
+        if why:
+            self.notify(f"cannot resume: {why}", severity="warning", timeout=8)
             return
         try:
-            runner = Runner.resume_run(run_dir, self.store, isolated=True)
+            runner = resume_runner(run_dir, self.store, isolated=True)
         except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
             self.notify(f"cannot resume: {exc}", severity="error", timeout=8)
             return
-        self._resume_live(LiveRun(runner, self.store))
+        self._check_then_resume(runner)
+
+    @work(thread=True, exit_on_error=False)
+    def _check_then_resume(self, runner: Runner) -> None:
+        """Read the checkpoint (off the UI thread: it imports torch) before anything is started or written:
+        a damaged or code-holding one is refused in a notification, and the run's record stays as it was."""
+        from tui_trainer.config import ConfigError
+        from tui_trainer.training.checkpoint import check_checkpoint
+
+        try:
+            check_checkpoint(runner.run_dir / "checkpoint.pt")
+        except ConfigError as exc:
+            self.call_from_thread(self.notify, f"cannot resume: {exc}", severity="error", timeout=10)
+            return
+        self.call_from_thread(self._resume_live, LiveRun(runner, self.store))
 
     def _resume_live(self, live: LiveRun) -> None:
-        from tui_trainer.runs import read_summary
-
-        status = read_summary(live.run_dir).get("status")
-        if status == "completed":
-            self.notify("cannot resume: the run is completed", severity="warning")
+        why = resumable(live.run_dir)
+        if why:
+            self.notify(f"cannot resume: {why}", severity="warning", timeout=8)
             return
         live.state.run_id = live.run_id
         live.state.begin_resume()
@@ -225,14 +257,37 @@ class TrainerApp(App[int]):
         self.open_dashboard(live)
         self._load_and_start(live)
 
+    def attach_run(self, run_dir: Path) -> None:
+        """Open the live dashboard of a run another process trains (or one this app follows already)."""
+        live = self.live.get(Path(run_dir).name)
+        if live is not None and live.active:
+            self.open_dashboard(live)
+            return
+        try:
+            live = LiveRun.attach(run_dir, self.store)
+        except Exception as exc:  # ConfigError from a hand-edited config.toml, unreadable files
+            self.notify(f"cannot attach: {exc}", severity="error", timeout=8)
+            return
+        live.state.note("info", f"attached to the run in {live.run_dir}")
+        self.live[live.run_id] = live
+        self.open_dashboard(live)
+        self._load_and_start(live)
+
     @work(thread=True, exit_on_error=False)
     def _load_and_start(self, live: LiveRun) -> None:
-        """Read the run's earlier curve (off the UI thread), then start it from its checkpoint."""
+        """Read the run's earlier curve (off the UI thread), then start (or follow) it."""
         try:
             curves = read_curves(live.run_dir / METRICS_NAME)
             self.call_from_thread(live.state.prefill, curves.losses, curves.val_losses)
         finally:
-            self.call_from_thread(live.runner.start)
+            self.call_from_thread(self._start_runner, live)
+
+    def _start_runner(self, live: LiveRun) -> None:
+        try:
+            live.runner.start()
+        except Exception as exc:  # RunBusy: another process took the run meanwhile
+            live.state.note("error", f"cannot start: {exc}")
+            self.notify(f"cannot start: {exc}", severity="error", timeout=8)
 
     def open_dashboard(self, live: LiveRun) -> None:
         """Show a run's dashboard (the one already open, if it is)."""
@@ -254,7 +309,7 @@ class TrainerApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_request_quit(self) -> None:
-        """Quit; with a run active, ask first (y stops every run cleanly, then quits)."""
+        """Quit; with runs training, ask first: leave them training, stop them, or stay."""
         if self.quitting:
             return
         if isinstance(self.screen, ConfirmQuitScreen):
@@ -264,10 +319,35 @@ class TrainerApp(App[int]):
             self.quitting = True
             self.exit(0)
             return
-        self.push_screen(ConfirmQuitScreen(len(active)))
+        # Runs trained inside this process (a test's, an embedding's) cannot be left training.
+        can_leave = any(live.runner.detached for live in active)
+        self.push_screen(ConfirmQuitScreen(len(active), stop_only=self.stop_on_exit or not can_leave))
 
-    def stop_runs_and_exit(self, hangup: bool = False) -> None:
-        """Ask every active run to stop, wait for them in a worker, then exit 0.
+    def hang_up(self, hangup: bool) -> None:
+        """SIGHUP or SIGTERM: leave at once, runs left training (stopped first with --stop-on-exit)."""
+        if self.stop_on_exit:
+            self.stop_runs_and_exit(hangup)
+        else:
+            self.leave_runs_and_exit(hangup)
+
+    def leave_runs_and_exit(self, hangup: bool = False) -> None:
+        """Quit and leave the runs training in their own processes (`tui-trainer attach` finds them again).
+
+        A run trained inside this process cannot outlive it: that one is stopped cleanly first.
+        """
+        if self._exiting:
+            return
+        inside = [live for live in self.active_runs if not live.runner.detached]
+        if inside:
+            self.stop_runs_and_exit(hangup, inside)
+            return
+        self._exiting = self.quitting = True
+        if hangup:
+            os._exit(0)  # restoring a terminal that no longer exists can block; the runs are elsewhere
+        self.exit(0)
+
+    def stop_runs_and_exit(self, hangup: bool = False, runs: list[LiveRun] | None = None) -> None:
+        """Ask the active runs to stop, wait for them in a worker, then exit 0.
 
         After a hang-up the terminal is gone: once the runs have written their checkpoints and
         summaries the process leaves at once, as restoring a terminal that no longer exists can block.
@@ -275,13 +355,14 @@ class TrainerApp(App[int]):
         if self._exiting:
             return
         self._exiting = self.quitting = True
-        for live in self.active_runs:
+        runs = self.active_runs if runs is None else runs
+        for live in runs:
             live.stop()
-        self._wait_and_exit(hangup)
+        self._wait_and_exit(hangup, runs)
 
     @work(thread=True, exit_on_error=False, group="quit")
-    def _wait_and_exit(self, hangup: bool) -> None:
-        for live in list(self.live.values()):
+    def _wait_and_exit(self, hangup: bool, runs: list[LiveRun]) -> None:
+        for live in runs:
             live.runner.wait()
         if hangup:
             os._exit(0)
@@ -296,12 +377,13 @@ class TrainerApp(App[int]):
             loop.remove_signal_handler(sig)
 
 
-def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None) -> int:
-    """Open the app (on `runner`'s dashboard when given); return the exit code."""
-    app = TrainerApp(presets_dir, runs_dir, runner)
+def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *, attach: Path | None = None,
+            show_runs: bool = False, stop_on_exit: bool = False) -> int:
+    """Open the app (on `runner`'s dashboard, or the attached run's, when given); return the exit code."""
+    app = TrainerApp(presets_dir, runs_dir, runner, attach=attach, show_runs=show_runs, stop_on_exit=stop_on_exit)
     result = app.run()
     for live in app.live.values():  # the app ended some other way (an error in the UI): still stop cleanly
-        if live.runner.is_running():
+        if live.runner.is_running() and not live.runner.detached:
             live.stop()
             live.runner.wait()
     if app.return_code is not None and app.return_code != 0:

@@ -10,23 +10,10 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from tui_trainer.config import PresetEntry, RunConfig
+from tui_trainer.config import PresetEntry
 from tui_trainer.runs import Curves, RunRecord
-from tui_trainer.ui.options import Evaluated
-
-
-@dataclass
-class OptionsChanged(Message):
-    """The options pane re-validated: the config to run (None when it does not parse) and its problems."""
-
-    evaluated: Evaluated | None
-
-
-@dataclass
-class StartRun(Message):
-    """Start a new run of this config and open its dashboard."""
-
-    config: RunConfig
+from tui_trainer.session.monitor import MachineReading
+from tui_trainer.training.events import RunSummary
 
 
 @dataclass
@@ -46,7 +33,9 @@ class RunEnded(Message):
 
 @dataclass
 class MachineSampled(Message):
-    """New GPU and process readings are in the app's MachineView (about once a second)."""
+    """New GPU and process readings, with their short histories (about once a second)."""
+
+    reading: MachineReading
 
 
 @dataclass
@@ -66,8 +55,17 @@ class RunsLoaded(Message):
 
 
 @dataclass
-class CurvesLoaded(Message):
-    """A run's metrics.jsonl was read (in a worker) for its full curve."""
+class RunLoaded(Message):
+    """A finished run's summary.json and metrics.jsonl were read (in a worker): its figures and full curves."""
 
     run_id: str
+    summary: RunSummary
     curves: Curves
+    damage: str = ""  # what in the run's files is damaged, shown beside its figures
+
+
+@dataclass
+class ConfigsCompared(Message):
+    """The compared runs' configs were read (in a worker): the keys whose values differ, with each run's value."""
+
+    differences: list

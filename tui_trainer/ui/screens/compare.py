@@ -11,9 +11,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import Curves, RunRecord, read_curves, read_summary
+from tui_trainer.runs import Curves, RunRecord, load_summary, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
 from tui_trainer.runs.settings import config_differences
+from tui_trainer.ui.messages import ConfigsCompared, RunLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView, smoothed
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
@@ -31,15 +32,14 @@ class CompareScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self, a: RunRecord, b: RunRecord):
         super().__init__()
         self.records = (a, b)
+        self.loaded: dict[str, Curves] = {}
         self.curves: tuple[Curves, Curves] | None = None
-        self.loss_windows = [0, 0]
+        self.loss_windows: dict[str, int] = {}
         self.differences: list | None = None
 
     def compose(self) -> ComposeResult:
@@ -57,29 +57,35 @@ class CompareScreen(Screen):
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        differences = config_differences([r.path for r in self.records])
-        self.app.call_from_thread(self.show_differences, differences)
-        loaded = []
-        for i, (side, record) in enumerate(zip("ab", self.records)):
-            summary = read_summary(record.path)
-            self.loss_windows[i] = summary.get("loss_window") or 0
-            self.app.call_from_thread(self.query_one(f"#figures-{side}", RunFigures).show, summary, record.run_id)
-            loaded.append(read_curves(record.path / METRICS_NAME))
-        self.app.call_from_thread(self.show_curves, tuple(loaded))
+        self.post_message(ConfigsCompared(config_differences([r.path for r in self.records])))
+        for record in self.records:
+            read = load_summary(record.path)
+            self.post_message(RunLoaded(record.run_id, read.summary, read_curves(record.path / METRICS_NAME),
+                                        read.damage))
 
-    def show_differences(self, differences: list) -> None:
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        """Each run's figures as it comes; the curves once both are in (they share one scale)."""
+        side = "ab"[len(self.loaded)]  # the worker reads a, then b (a run may be compared with itself)
+        self.query_one(f"#figures-{side}", RunFigures).figures = (message.summary, message.run_id, message.damage)
+        self.loaded[side] = message.curves
+        self.loss_windows[side] = message.summary.loss_window
+        if len(self.loaded) < 2:
+            return
+        curves = self.curves = (self.loaded["a"], self.loaded["b"])
+        bounds = (shared_bounds(*(smoothed(c.losses) for c in curves)),
+                  shared_bounds(*(smoothed(c.val_losses) for c in curves)))
+        for side, c in zip("ab", curves):
+            view = self.query_one(f"#curves-{side}", CurveView)
+            view.bounds = bounds
+            view.loss_window = self.loss_windows[side]
+            view.curves = c
+
+    def on_configs_compared(self, message: ConfigsCompared) -> None:
         """The config keys whose values differ, `key a | b` each."""
-        self.differences = differences
+        differences = self.differences = message.differences
         text = "; ".join(f"{key} {' | '.join(_value(v) for v in values)}" for key, values in differences)
         self.query_one("#compare-differs", Static).update(f"differs: {text}" if differences
                                                           else "same config (only the run differs)")
-
-    def show_curves(self, curves: tuple[Curves, Curves]) -> None:
-        self.curves = curves
-        train = shared_bounds(*(smoothed(c.losses) for c in curves))
-        val = shared_bounds(*(smoothed(c.val_losses) for c in curves))
-        for side, c, window in zip("ab", curves, self.loss_windows):
-            self.query_one(f"#curves-{side}", CurveView).show(c, train, val, window)
 
     def action_back(self) -> None:
         self.app.pop_screen()

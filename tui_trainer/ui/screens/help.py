@@ -13,7 +13,8 @@ tui-trainer keys (the footer shows those of the current screen)
 
 Everywhere
   ?             this help
-  q, ctrl+q     quit; with a run active it asks first, y stops it cleanly
+  q, ctrl+q     quit; with runs training it asks: l leaves them training
+                (tui-trainer attach finds them again), s stops them cleanly
   tab           next field (shift+tab: previous)
 
 Launch
@@ -30,7 +31,8 @@ Run dashboard
   escape        back; the run keeps going in the background
 
 Runs
-  enter         open: full loss curve (a live run: its dashboard)
+  enter         open: full loss curve (a live run: its live dashboard,
+                whoever started it; x there stops it)
   space         mark a run (two at most)     c   compare the marked two
   r             resume a stopped run         escape   back
 

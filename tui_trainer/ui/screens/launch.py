@@ -12,23 +12,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, OptionList, Static
 
-from tui_trainer.config import Machine, PresetEntry, discover_presets, save_preset, validate_for_machine
-from tui_trainer.ui.messages import MachineSampled, OptionsChanged, PresetsLoaded
+from tui_trainer.config import Machine, discover_presets, save_preset
+from tui_trainer.config.names import inside
+from tui_trainer.ui.messages import MachineSampled, PresetsLoaded
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.gpu_list import GpuList
 from tui_trainer.ui.widgets.options_pane import OptionsPane
 from tui_trainer.ui.widgets.preset_list import PresetList
-
-
-def load_presets(directory: Path, machine: Machine) -> list[PresetEntry]:
-    """The presets of a directory, each validated against `machine` (the one the app shows)."""
-    entries = []
-    for entry in discover_presets(directory):
-        if entry.config is not None:
-            problems = validate_for_machine(entry.config, machine)
-            entry = replace(entry, errors=tuple(str(p) for p in problems))
-        entries.append(entry)
-    return entries
 
 
 class LaunchScreen(Screen):
@@ -43,8 +33,6 @@ class LaunchScreen(Screen):
         Binding("w", "sweep", "Sweep"),
         # The option fields take digits only (NumberInput), so these letters work everywhere here.
         Binding("r", "app.show_runs", "Runs"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
         Binding("escape", "focus_presets", "Presets", show=False),
     ]
 
@@ -52,7 +40,6 @@ class LaunchScreen(Screen):
         super().__init__()
         self.presets_dir = Path(presets_dir)
         self.machine = machine
-        self.evaluated = None
 
     def compose(self) -> ComposeResult:
         yield GpuList(id="gpus")
@@ -64,27 +51,29 @@ class LaunchScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(GpuList).reason = self.machine.gpu_note
-        self.show_machine()
+        gpus = self.query_one(GpuList)
+        gpus.reason = self.machine.gpu_note
+        gpus.names = tuple((g.index, g.name) for g in self.machine.gpus)
+        gpus.samples = self.app.machine_reading.gpus
         self.reload_presets()
 
     # ------------------------------------------------------------ presets
     def reload_presets(self, highlight: str | None = None) -> None:
         """Read the presets directory (a few small TOML files: fast enough for the UI thread)."""
-        self.post_message(PresetsLoaded(load_presets(self.presets_dir, self.machine), highlight))
+        self.post_message(PresetsLoaded(discover_presets(self.presets_dir, self.machine), highlight))
 
     def on_presets_loaded(self, message: PresetsLoaded) -> None:
         presets = self.query_one(PresetList)
         presets.set_entries(message.entries, message.highlight)
         presets.border_subtitle = f"{len(message.entries)} presets"
-        self.query_one(OptionsPane).load(presets.current)
+        self.query_one(OptionsPane).entry = presets.current
 
     @on(OptionList.OptionHighlighted, "#presets")
     def preset_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         pane = self.query_one(OptionsPane)
         entry = self.query_one(PresetList).current
         if entry is not pane.entry:
-            pane.load(entry)
+            pane.entry = entry
 
     @on(OptionList.OptionSelected, "#presets")
     def preset_selected(self) -> None:
@@ -94,18 +83,9 @@ class LaunchScreen(Screen):
     def input_submitted(self) -> None:
         self.action_start()
 
-    def on_options_changed(self, message: OptionsChanged) -> None:
-        self.evaluated = message.evaluated
-
     # ------------------------------------------------------------ machine
     def on_machine_sampled(self, message: MachineSampled) -> None:
-        self.show_machine()
-
-    def show_machine(self) -> None:
-        view = self.app.machine_view
-        gpus = self.query_one(GpuList)
-        gpus.names = tuple((g.index, g.name) for g in self.machine.gpus)
-        gpus.samples = view.gpus
+        self.query_one(GpuList).samples = message.reading.gpus
 
     # ------------------------------------------------------------ actions
     def action_focus_presets(self) -> None:
@@ -157,8 +137,9 @@ class LaunchScreen(Screen):
             name, description = answer
             path = self.presets_dir / f"{name}.toml"
             try:
+                path = inside(self.presets_dir, name, ".toml")
                 save_preset(replace(config, name=name, description=description), path)
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 self.notify(f"could not save {path}: {exc}", severity="error")
                 return
             self.notify(f"saved {path}")

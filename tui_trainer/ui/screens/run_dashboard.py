@@ -9,9 +9,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from tui_trainer.config import gpu_ids
-from tui_trainer.training.figures import train_loss_label
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.live_run import LiveRun
+from tui_trainer.session.live_run import LiveRun
+from tui_trainer.session.monitor import MachineReading
 from tui_trainer.ui.messages import MachineSampled, RunEnded, RunUpdated
 from tui_trainer.ui.widgets.cpu_panel import CpuPanel
 from tui_trainer.ui.widgets.gpu_panel import GpuPanel
@@ -22,7 +21,8 @@ from tui_trainer.ui.widgets.run_progress import RunProgress
 
 
 class RunDashboard(Screen):
-    """One run, live. Draws only when the app has folded new events in (at most 10 times a second)."""
+    """One run, live. Hands the widgets frozen views of the run's state when the app has folded new events
+    in (at most 10 times a second); a widget whose view did not change draws nothing."""
 
     CSS_PATH = "run_dashboard.tcss"
 
@@ -30,26 +30,22 @@ class RunDashboard(Screen):
         Binding("x", "stop", "Stop"),
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self, live: LiveRun):
         super().__init__()
         self.live = live
-        self.drawn_version = -1
 
     @property
     def run_id(self) -> str:
         return self.live.run_id
 
     def compose(self) -> ComposeResult:
-        state = self.live.state
         yield Static("", id="run-title", markup=False)
-        yield RunProgress(state, id="progress")
+        yield RunProgress(id="progress")
         yield LossSparkline("train loss", id="train-loss")
         yield LossSparkline("val loss", id="val-loss")
-        yield RankList(state, id="ranks")
+        yield RankList(id="ranks")
         with HorizontalScroll(id="devices"):
             ids = gpu_ids(self.live.config, self.app.machine)
             if ids:
@@ -57,16 +53,16 @@ class RunDashboard(Screen):
                     yield GpuPanel(index, id=f"gpu-{index}")
             else:
                 yield CpuPanel(id="cpu")
-        yield LogPane(state, id="log")
+        yield LogPane(id="log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.draw()
-        self.draw_devices()
+        self.draw_devices(self.app.machine_reading)
 
     def on_screen_resume(self) -> None:
         self.draw()
-        self.draw_devices()
+        self.draw_devices(self.app.machine_reading)
 
     # ------------------------------------------------------------ updates
     def on_run_updated(self, message: RunUpdated) -> None:
@@ -79,43 +75,33 @@ class RunDashboard(Screen):
             self.refresh_bindings()
 
     def on_machine_sampled(self, message: MachineSampled) -> None:
-        self.draw_devices()
+        self.draw_devices(message.reading)
 
     def draw(self) -> None:
-        """Render the run's state, if it changed since the last draw."""
+        """Give the widgets the run's state as it is now."""
         state = self.live.state
-        if state.version == self.drawn_version:
-            return
-        self.drawn_version = state.version
         title = f"run {state.run_id or '(starting)'}  preset {state.name}"
         if self.live.queue_label:
             title = f"{self.live.queue_label}  {title}"
         if self.live.run_dir is not None:
             title += f"  {self.live.run_dir}"
         self.query_one("#run-title", Static).update(title, layout=False)
-        self.query_one(RunProgress).version = state.version
-        self.query_one(RankList).version = state.version
-        train_plot = self.query_one("#train-loss", LossSparkline)
-        train_plot.title = train_loss_label(state.started.loss_window if state.started else 0)
-        train_plot.show(
-            state.train_loss.snapshot(), state.current_loss, state.best_loss,
-            f"{state.train_loss.count:,} steps" if state.train_loss.count else "")
-        extra = ""
-        if state.eval is not None:
-            extra = f"{state.eval.metric_name} {fmt.number(state.eval.metric, 3)} at step {state.eval.step:,}"
-        self.query_one("#val-loss", LossSparkline).show(
-            state.val_loss.snapshot(), state.val_loss.last, state.val_loss.min, extra)
-        self.query_one(LogPane).catch_up()
+        self.query_one(RunProgress).standing = state.standing
+        self.query_one(RankList).ranks = tuple(state.ranks[rank] for rank in sorted(state.ranks))
+        self.query_one("#train-loss", LossSparkline).curve = state.train_curve
+        self.query_one("#val-loss", LossSparkline).curve = state.val_curve
+        self.query_one(LogPane).tail = state.log_tail
 
-    def draw_devices(self) -> None:
-        view = self.app.machine_view
+    def draw_devices(self, reading: MachineReading) -> None:
         progress = self.live.state.progress
-        run_memory = {index: rest for index, *rest in progress.device_memory} if progress is not None else {}
+        run_memory = {index: tuple(rest) for index, *rest in progress.device_memory} if progress is not None else {}
         for panel in self.query(GpuPanel):
-            panel.show(view.gpu(panel.index), list(view.gpu_memory.get(panel.index, ())),
-                       run_memory.get(panel.index))
+            panel.sample = reading.gpu(panel.index)
+            panel.history = reading.memory_history(panel.index)
+            panel.run_memory = run_memory.get(panel.index)
         for panel in self.query(CpuPanel):
-            panel.show(view.process, list(view.cpu))
+            panel.sample = reading.process
+            panel.history = reading.cpu
 
     # ------------------------------------------------------------ actions
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -8,9 +8,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import RunRecord, read_curves, read_summary
+from tui_trainer.runs import RunRecord, load_summary, read_curves
 from tui_trainer.runs.metrics import METRICS_NAME
-from tui_trainer.ui.messages import CurvesLoaded
+from tui_trainer.training.events import RunSummary
+from tui_trainer.ui.messages import RunLoaded
 from tui_trainer.ui.widgets.curve_view import CurveView
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
@@ -23,15 +24,13 @@ class RunDetailScreen(Screen):
     BINDINGS = [
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self, record: RunRecord):
         super().__init__()
         self.record = record
         self.curves = None
-        self.loss_window = 0
+        self.loss_window = 0  # the run's train loss window (summary.json), for the curve's title
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {self.record.run_id}", id="detail-title", markup=False)
@@ -40,20 +39,26 @@ class RunDetailScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(RunFigures).show({"status": self.record.status, "step": self.record.step,
-                                         "total_steps": self.record.total_steps}, self.record.run_id)
+        self.query_one(RunFigures).figures = (
+            RunSummary(self.record.run_id, self.record.name, self.record.status, step=self.record.step,
+                       total_steps=self.record.total_steps, error=self.record.error),
+            self.record.run_id, self.record.note)
         self.load()
 
     @work(thread=True, exclusive=True)
     def load(self) -> None:
-        summary = read_summary(self.record.path)
-        self.loss_window = summary.get("loss_window") or 0
-        self.app.call_from_thread(self.query_one(RunFigures).show, summary, self.record.run_id)
-        self.post_message(CurvesLoaded(self.record.run_id, read_curves(self.record.path / METRICS_NAME)))
+        path = self.record.path
+        read = load_summary(path)
+        self.post_message(RunLoaded(self.record.run_id, read.summary, read_curves(path / METRICS_NAME),
+                                    read.damage or self.record.note))
 
-    def on_curves_loaded(self, message: CurvesLoaded) -> None:
+    def on_run_loaded(self, message: RunLoaded) -> None:
+        self.query_one(RunFigures).figures = (message.summary, message.run_id, message.damage)
         self.curves = message.curves
-        self.query_one(CurveView).show(message.curves, loss_window=self.loss_window)
+        self.loss_window = message.summary.loss_window
+        view = self.query_one(CurveView)
+        view.loss_window = self.loss_window
+        view.curves = message.curves
 
     def action_resume(self) -> None:
         self.app.resume_run(self.record.path)

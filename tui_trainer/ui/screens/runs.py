@@ -1,8 +1,11 @@
-"""The runs screen: every run in the run store, live ones included; open, mark two and compare, resume."""
+"""The runs screen: every run in the run store, live ones included; open, mark two and compare, resume.
+
+Every live run's row refreshes each second, whoever trains it: from the app's own followed state, or
+from the run's heartbeat. `enter` on a live run opens its live dashboard (attached if need be).
+"""
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from textual import work
@@ -11,13 +14,16 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui_trainer.runs import RunRecord
+from tui_trainer.runs import RunRecord, live_owner
 from tui_trainer.runs.settings import read_settings
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.messages import RunEnded, RunsLoaded, RunUpdated
+from tui_trainer.session import format as fmt
+from tui_trainer.ui.messages import RunEnded, RunsLoaded
 from tui_trainer.ui.screens.compare import CompareScreen
 from tui_trainer.ui.screens.run_detail import RunDetailScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
+
+LIVE_INTERVAL = 1.0  # seconds between refreshes of the live rows
+LIVE_STATES = ("running", "starting", "stopping")
 
 
 class RunsScreen(Screen):
@@ -30,14 +36,11 @@ class RunsScreen(Screen):
         Binding("c", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
         Binding("escape", "back", "Back"),
-        Binding("question_mark", "app.help", "Help", key_display="?"),
-        Binding("q", "app.request_quit", "Quit"),
     ]
 
     def __init__(self):
         super().__init__()
         self.loaded = False
-        self._live_drawn = 0.0
 
     def compose(self) -> ComposeResult:
         yield Static("runs", id="runs-title", markup=False)
@@ -48,6 +51,7 @@ class RunsScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#runs-title", Static).update(f"runs in {self.app.store.root}")
         self.load()
+        self.set_interval(LIVE_INTERVAL, self.refresh_live)
 
     def on_screen_resume(self) -> None:
         if self.loaded:
@@ -76,15 +80,26 @@ class RunsScreen(Screen):
         return replace(record, status=s.status, step=s.step, total_steps=s.total_steps or record.total_steps,
                        final_loss=s.current_loss, final_val_loss=s.val_loss.last, samples_per_s=rate, wall_s=elapsed)
 
-    def on_run_updated(self, message: RunUpdated) -> None:
+    def refresh_live(self) -> None:
+        """Each live run's row, once a second: the app's own figures, else the run's heartbeat."""
         table = self.query_one(RunsTable)
-        if message.run_id not in table.records or time.monotonic() - self._live_drawn < 1.0:
-            return
-        self._live_drawn = time.monotonic()  # a table of live figures once a second is plenty
-        record = self._with_live(table.records[message.run_id])
-        table.records[record.run_id] = record
-        for key, cell in zip(("status", "steps", "loss", "rate", "time"), table.cells(record)[2:]):
-            table.update_cell(record.run_id, key, cell)
+        for record in list(table.records.values()):
+            if record.status not in LIVE_STATES:
+                continue
+            live = self.app.live.get(record.run_id)
+            if live is not None and not live.state.ended:
+                updated = self._with_live(record)
+            else:
+                beat = live_owner(record.path)
+                if beat is None:  # it has ended (or died) since the listing: list again
+                    self.load()
+                    return
+                updated = replace(record, step=max(beat.step, record.step),
+                                  total_steps=beat.total_steps or record.total_steps)
+            if updated != record:
+                table.records[record.run_id] = updated
+                for key, cell in zip(("status", "steps", "loss", "rate", "time"), table.cells(updated)[2:]):
+                    table.update_cell(record.run_id, key, cell)
 
     def on_run_ended(self, message: RunEnded) -> None:
         self.load()
@@ -102,7 +117,8 @@ class RunsScreen(Screen):
         marked = len(table.marked)
         text = "no runs yet: start one from the launch screen (escape)" if record is None else (
             f"{record.run_id}: {record.status}, val loss {fmt.number(record.final_val_loss)}"
-            + (f"  error: {record.error}" if record.error else ""))
+            + (f"  error: {record.error}" if record.error else "")
+            + (f"  damaged: {record.note}" if record.note else ""))
         if marked:
             text += f"   [{marked} marked{': c compares' if marked == 2 else ''}]"
         self.query_one("#runs-hint", Static).update(text)
@@ -115,6 +131,8 @@ class RunsScreen(Screen):
         live = self.app.live.get(record.run_id)
         if live is not None and live.active:
             self.app.open_dashboard(live)
+        elif record.status in LIVE_STATES:
+            self.app.attach_run(record.path)
         else:
             self.app.push_screen(RunDetailScreen(record))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -11,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+from tui_trainer.config.names import PRESET_NAME_RULE, is_preset_name
 
 
 class SavePresetScreen(ModalScreen[tuple[str, str] | None]):
@@ -46,8 +45,8 @@ class SavePresetScreen(ModalScreen[tuple[str, str] | None]):
         event.stop()
         name = self.query_one("#name", Input).value.strip().removesuffix(".toml")
         error = self.query_one("#error", Static)
-        if not NAME.match(name):
-            error.update("a name of letters, digits, '.', '_' or '-', e.g. cpu-quick-bf16")
+        if not is_preset_name(name):  # never a path: "../x", "/etc/x", "a/b" stay out of other directories
+            error.update(PRESET_NAME_RULE)
             return
         if (self.directory / f"{name}.toml").exists():
             error.update(f"{name}.toml exists already: choose another name")

@@ -6,6 +6,7 @@ each row a real run in its own worker process.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from tui_trainer.config import ConfigError, PresetEntry, load_config, save_preset
+from tui_trainer.session.run_state import LossCurve
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.loss_sparkline import LossSparkline
 
@@ -168,8 +170,9 @@ class SweepScreen(Screen):
             return
         if isinstance(event, TrainProgress) and event.losses:
             self.losses.extend(event.losses)
-            self.query_one(LossSparkline).show(self.losses[-400:], event.train_loss, min(self.losses),
-                                               f"row {i + 1}")
+            finite = [v for v in self.losses if math.isfinite(v)]
+            self.query_one(LossSparkline).curve = LossCurve(tuple(self.losses[-400:]), event.train_loss,
+                                                            min(finite) if finite else None, f"row {i + 1}")
 
     def show_finished(self, rows) -> None:
         self.rows = list(rows)

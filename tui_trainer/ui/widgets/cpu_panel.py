@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.widget import Widget
-from textual.widgets import Static
+from textual.reactive import var
 
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.monitor import ProcessSample
-from tui_trainer.ui.widgets.spark_plot import SparkPlot
+from tui_trainer.session import format as fmt
+from tui_trainer.session.monitor import ProcessSample
+from tui_trainer.ui.widgets.device_panel import DevicePanel
 
 
 def cpu_lines(sample: ProcessSample | None) -> Text:
@@ -28,31 +24,14 @@ def cpu_lines(sample: ProcessSample | None) -> Text:
     return out
 
 
-class CpuPanel(Widget):
-    """The device panel of a CPU run; `show(sample, cpu_history)` redraws it."""
+class CpuPanel(DevicePanel):
+    """The device panel of a CPU run: `sample` is the newest ProcessSample, `history` its CPU % (oldest first)."""
 
-    DEFAULT_CSS = """
-    CpuPanel {
-        height: auto;
-        border: round $primary-darken-1;
-        padding: 0 1;
-        & > Static { height: auto; }
-        & > SparkPlot { height: 1; color: $warning; }
-    }
-    """
+    sample: var[ProcessSample | None] = var(None, init=False)
+    title = "CPU"
 
-    def compose(self) -> ComposeResult:
-        yield Static(cpu_lines(None), markup=False)
-        yield SparkPlot()
+    def lines(self) -> Text:
+        return cpu_lines(self.sample)
 
-    def on_mount(self) -> None:
-        self.border_title = "CPU"
-
-    def show(self, sample: ProcessSample | None, cpu_history: Sequence[float]) -> None:
-        """Draw the newest process sample and this process's CPU % history (oldest first)."""
-        self.query_one(Static).update(cpu_lines(sample))
-        plot = self.query_one(SparkPlot)
-        if sample is not None:
-            plot.bounds = (0.0, 100.0 * sample.cores)
-            plot.log = False
-        plot.values = tuple(cpu_history)
+    def bounds(self) -> tuple[float, float] | None:
+        return None if self.sample is None else (0.0, 100.0 * self.sample.cores)

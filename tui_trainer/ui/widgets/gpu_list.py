@@ -7,7 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from tui_trainer.hardware import GpuSample
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 
 CPU_ONLY = "no NVIDIA GPU detected - CPU only"
 

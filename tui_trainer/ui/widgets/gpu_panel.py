@@ -3,16 +3,12 @@ temperature, power, and this process's torch allocator figures. All GPU-specific
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.widget import Widget
-from textual.widgets import Static
+from textual.reactive import var
 
 from tui_trainer.hardware import GpuSample
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.widgets.spark_plot import SparkPlot
+from tui_trainer.session import format as fmt
+from tui_trainer.ui.widgets.device_panel import DevicePanel
 
 
 def gpu_lines(sample: GpuSample | None, index: int, width: int,
@@ -28,6 +24,8 @@ def gpu_lines(sample: GpuSample | None, index: int, width: int,
         out.append("  waiting for the first sample")
         return out
     out.append(f"GPU {sample.index}", "bold")
+    if sample.is_mig:  # a slice of a GPU: its own memory, the board's temperature and power
+        out.append(f" MIG instance of GPU {sample.physical_index}:", "bold")
     out.append(f" {sample.name or 'unknown'}")
     if sample.lost:
         out.append("\nlost: the GPU fell off the bus (needs a reset)", "bold red")
@@ -63,38 +61,29 @@ def _load_style(fraction: float | None) -> str:
     return "red" if fraction > 0.9 else "yellow" if fraction > 0.7 else "green"
 
 
-class GpuPanel(Widget):
-    """A bordered panel for GPU `index`; `show(sample, memory_history)` redraws it."""
+class GpuPanel(DevicePanel):
+    """The panel of GPU `index`: `sample` is its newest GpuSample, `history` its memory used (MiB, oldest
+    first), `run_memory` the run's own torch (allocated, reserved, peak) MiB on it."""
 
-    DEFAULT_CSS = """
-    GpuPanel {
-        height: auto;
-        border: round $primary-darken-1;
-        padding: 0 1;
-        & > Static { height: auto; }
-        & > SparkPlot { height: 1; color: $warning; }
-    }
-    """
+    sample: var[GpuSample | None] = var(None, init=False)
+    run_memory: var[tuple[float, float, float] | None] = var(None, init=False)
 
     def __init__(self, index: int, *, id: str | None = None):
         super().__init__(id=id)
         self.index = index
-        self.sample: GpuSample | None = None
 
-    def compose(self) -> ComposeResult:
-        yield Static(gpu_lines(None, self.index, 30), markup=False)
-        yield SparkPlot()
+    @property
+    def title(self) -> str:
+        return f"GPU {self.index}"
 
-    def on_mount(self) -> None:
-        self.border_title = f"GPU {self.index}"
+    def lines(self) -> Text:
+        width = self.size.width - 4 if self.is_mounted else 30
+        return gpu_lines(self.sample, self.index, width, self.run_memory)
 
-    def show(self, sample: GpuSample | None, memory_history: Sequence[float],
-             run_memory: tuple[float, float, float] | None = None) -> None:
-        """Draw the newest sample, the memory-used history (MiB, oldest first) and the run's torch memory."""
-        self.sample = sample
-        self.query_one(Static).update(gpu_lines(sample, self.index, self.size.width - 4, run_memory))
-        plot = self.query_one(SparkPlot)
-        if sample is not None and sample.memory_total_mib:
-            plot.bounds = (0.0, float(sample.memory_total_mib))  # memory against capacity, not against itself
-            plot.log = False
-        plot.values = tuple(memory_history)
+    def bounds(self) -> tuple[float, float] | None:
+        if self.sample is None or not self.sample.memory_total_mib:
+            return None
+        return (0.0, float(self.sample.memory_total_mib))  # memory against capacity, not against itself
+
+    def watch_run_memory(self) -> None:
+        self._draw()

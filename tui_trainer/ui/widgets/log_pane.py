@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual.reactive import var
 from textual.widgets import RichLog
 
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.session.run_state import LogTail
 
 LEVEL_STYLE = {"error": "bold red", "warning": "yellow", "note": "cyan", "info": ""}
 
 
 class LogPane(RichLog):
-    """Shows the log lines of a RunState; `catch_up()` appends the lines it has not shown yet."""
+    """A run's log; assign `tail` (a frozen LogTail) and the lines it adds are written."""
 
     DEFAULT_CSS = """
     LogPane {
@@ -22,21 +23,19 @@ class LogPane(RichLog):
     }
     """
 
-    def __init__(self, state: RunState, *, id: str | None = None):
+    tail: var[LogTail] = var(LogTail)
+
+    def __init__(self, *, id: str | None = None):
         super().__init__(max_lines=1000, wrap=True, markup=False, highlight=False, id=id)
-        self.state = state
-        self.shown = 0
 
     def on_mount(self) -> None:
         self.border_title = "log"
-        self.catch_up()
 
-    def catch_up(self) -> None:
-        """Write the state's new log lines."""
-        for level, text in self.state.log_since(self.shown):
+    def watch_tail(self, old: LogTail, new: LogTail) -> None:
+        """Write the lines added since the tail shown before (RichLog keeps what it has written)."""
+        for level, text in new.since(old.total):
             line = Text()
             if level not in ("info", ""):
                 line.append(f"{level}: ", LEVEL_STYLE.get(level, "bold"))
             line.append(text, "red" if level == "error" else "")
             self.write(line)
-        self.shown = self.state.log_total

@@ -2,8 +2,8 @@
 
 Strategy and precision are lists whose choices this machine cannot run are marked with the reason;
 accumulation, batch size, max steps, epochs and the device count are numbers; on a GPU machine the
-GPU ids are picked with space. Every change re-validates at once (the same checks as `--set`), shows
-the problems inline and posts `OptionsChanged`.
+GPU ids are picked with space. Every change re-validates at once (the same checks as `--set`) and
+shows the problems inline; `evaluated` holds the verdict.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import var
 from textual.widgets import Input, Label, Select, SelectionList, Static
 
 from tui_trainer.config import Machine, PresetEntry
+from tui_trainer.config.choices import lists_ids
 from tui_trainer.config.schema import device_count
-from tui_trainer.ui import options
-from tui_trainer.ui.messages import OptionsChanged
+from tui_trainer.session import options
 from tui_trainer.ui.widgets.number_input import NumberInput
 
 NUMBERS = {  # option -> (label, placeholder)
@@ -37,7 +38,7 @@ def choice_label(choice: options.Choice) -> Text:
 
 
 class OptionsPane(VerticalScroll, can_focus=False):
-    """The options of one preset; `load(entry)` shows a preset, `evaluated` is the current verdict."""
+    """The options of one preset: assign `entry` to show a preset; `evaluated` is the current verdict."""
 
     DEFAULT_CSS = """
     OptionsPane {
@@ -52,12 +53,14 @@ class OptionsPane(VerticalScroll, can_focus=False):
     }
     """
 
+    entry: var[PresetEntry | None] = var(None, init=False, always_update=True)
+    """Assigning it (the same preset again too) loads the preset's values, dropping the edits."""
+    evaluated: var[options.Evaluated | None] = var(None, init=False)
+
     def __init__(self, machine: Machine, *, id: str | None = None):
         super().__init__(id=id)
         self.machine = machine
-        self.entry: PresetEntry | None = None
         self.values: dict[str, str] = {}
-        self.evaluated: options.Evaluated | None = None
         self._labels: dict[str, tuple] = {}
 
     def compose(self) -> ComposeResult:
@@ -89,9 +92,8 @@ class OptionsPane(VerticalScroll, can_focus=False):
         yield Static("", id="problems", markup=False)
 
     # ------------------------------------------------------------------ load
-    def load(self, entry: PresetEntry | None) -> None:
+    def watch_entry(self, entry: PresetEntry | None) -> None:
         """Show a preset's options (or why it cannot be read) and validate them."""
-        self.entry = entry
         title = self.query_one("#preset-title", Static)
         editable = entry is not None and entry.config is not None
         for widget in self.query("Select, Input, SelectionList"):
@@ -100,12 +102,12 @@ class OptionsPane(VerticalScroll, can_focus=False):
             row.display = editable
         if entry is None:
             title.update("no presets: add TOML files to the presets directory")
-            self._show(None)
+            self.evaluated = None
             return
         title.update(Text.assemble(("options of ", "dim"), (entry.name, "bold")))
         if entry.config is None:
             self.values = {}
-            self._show(options.Evaluated(None, tuple(e.split(": ", 1)[-1] for e in entry.errors), frozenset()))
+            self.evaluated = options.Evaluated(None, tuple(e.split(": ", 1)[-1] for e in entry.errors), frozenset())
             return
         self.values = options.values_of(entry.config)
         with self.prevent(Select.Changed, Input.Changed, SelectionList.SelectedChanged):
@@ -116,7 +118,7 @@ class OptionsPane(VerticalScroll, can_focus=False):
                 ids.deselect_all()
                 devices = entry.config.strategy.devices
                 present = {g.index for g in self.machine.gpus}
-                for i in devices if isinstance(devices, tuple) else ():
+                for i in devices if lists_ids(devices) else ():
                     if i in present:  # an id this machine lacks stays in the field, where validation names it
                         ids.select(i)
         self._labels = {}
@@ -148,11 +150,6 @@ class OptionsPane(VerticalScroll, can_focus=False):
         self.values["devices"] = devices.value
         self.revalidate()
 
-    def set_option(self, key: str, value: str) -> None:
-        """Set one option as if typed (used by tests and by the app's own shortcuts)."""
-        widget = self.query_one(f"#{key}")
-        widget.value = value  # posts Changed, which revalidates
-
     def revalidate(self) -> None:
         """Validate the current values; mark the choices and show the verdict."""
         entry = self.entry
@@ -172,10 +169,9 @@ class OptionsPane(VerticalScroll, can_focus=False):
                     if others:
                         select.value = others[0]
                 select.value = self.values[key]
-        self._show(options.evaluate(base, self.values, self.machine))
+        self.evaluated = options.evaluate(base, self.values, self.machine)
 
-    def _show(self, evaluated: options.Evaluated | None) -> None:
-        self.evaluated = evaluated
+    def watch_evaluated(self, evaluated: options.Evaluated | None) -> None:
         for row in self.query(".row"):
             row.set_class(evaluated is not None and row.id.removeprefix("row-") in evaluated.keys, "-invalid")
         effective = self.query_one("#effective", Static)
@@ -197,4 +193,3 @@ class OptionsPane(VerticalScroll, can_focus=False):
                 problems.update(Text("\n".join(f"✗ {p}" for p in evaluated.problems)))
             else:
                 problems.update(Text("✓ runnable here: enter starts it", style="green"))
-        self.post_message(OptionsChanged(evaluated))

@@ -6,14 +6,14 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.training.events import RankState
 
 STATE_STYLE = {"failed": "bold red", "diverged": "bold red", "training": "green", "completed": "green",
                "stopped": "yellow"}
 
 
 class RankList(Widget):
-    """One line per rank: `rank 0 training  rank 1 training`; redraws when `version` changes."""
+    """One line per rank: `rank 0 training  rank 1 training`; assign `ranks` (in rank order) to redraw."""
 
     DEFAULT_CSS = """
     RankList {
@@ -23,20 +23,12 @@ class RankList(Widget):
     }
     """
 
-    version: reactive[int] = reactive(-1)
-
-    def __init__(self, state: RunState, *, id: str | None = None):
-        super().__init__(id=id)
-        self.state = state
-
-    def watch_version(self) -> None:
-        self.set_class(bool(self.state.ranks), "-has-ranks")
+    ranks: reactive[tuple[RankState, ...]] = reactive(tuple, toggle_class="-has-ranks")
 
     def render(self) -> Text:
         out = Text(no_wrap=False)
-        for rank in sorted(self.state.ranks):
-            r = self.state.ranks[rank]
-            out.append(f"rank {rank} ", "bold")
+        for r in self.ranks:
+            out.append(f"rank {r.rank} ", "bold")
             out.append(r.state, STATE_STYLE.get(r.state, ""))
             if r.detail:
                 out.append(f" {r.detail}", "dim")

@@ -6,15 +6,15 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from tui_trainer.ui import format as fmt
-from tui_trainer.ui.run_state import RunState
+from tui_trainer.session import format as fmt
+from tui_trainer.session.run_state import Standing
 
 STATUS_STYLE = {"running": "bold green", "completed": "bold", "stopped": "bold yellow", "stopping": "yellow",
                 "failed": "bold red", "diverged": "bold red", "starting": "dim"}
 
 
 class RunProgress(Widget):
-    """Two lines about where a run stands; redraws when `version` changes."""
+    """Two lines about where a run stands; assign `standing` to redraw (an equal one draws nothing)."""
 
     DEFAULT_CSS = """
     RunProgress {
@@ -22,14 +22,10 @@ class RunProgress(Widget):
     }
     """
 
-    version: reactive[int] = reactive(-1)
-
-    def __init__(self, state: RunState, *, id: str | None = None):
-        super().__init__(id=id)
-        self.state = state
+    standing: reactive[Standing] = reactive(Standing)
 
     def render(self) -> Text:
-        s, p = self.state, self.state.progress
+        s, p = self.standing, self.standing.progress
         width = self.size.width
         first = Text(no_wrap=True, overflow="ellipsis")
         first.append(s.status, STATUS_STYLE.get(s.status, ""))

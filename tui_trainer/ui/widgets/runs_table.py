@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from tui_trainer.runs import RunRecord
-from tui_trainer.ui import format as fmt
+from tui_trainer.session import format as fmt
 
 STATUS_STYLE = {"completed": "green", "running": "bold green", "stopped": "yellow", "failed": "bold red",
                 "diverged": "bold red", "interrupted": "magenta"}

@@ -64,7 +64,13 @@ def plot_rows(values: Sequence[float], width: int, height: int, bounds: tuple[fl
 
 
 class SparkPlot(Widget):
-    """A bar plot of a series; reassign `values` to redraw. Log scale when it suits the data."""
+    """A bar plot of a series; reassign `values` (or `bounds`, `log`) to redraw.
+
+    Why not Textual's `Sparkline`: it scales every plot to its own min and max and has no log scale.
+    Comparing two runs needs fixed `bounds` (the same scale side by side, GPU memory against the
+    card's capacity), and a loss curve that falls by orders of magnitude reads only on a log scale.
+    The drawing itself is the pure function `plot_rows`, tested without an app.
+    """
 
     DEFAULT_CSS = """
     SparkPlot {

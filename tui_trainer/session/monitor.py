@@ -2,7 +2,8 @@
 
 GPUs are sampled by `tui_trainer.hardware.GpuSampler` in its own thread; the app copies its latest
 readings once a second (a lock-protected read, never an NVML call on the UI thread) together with a
-psutil reading of this process, into a `MachineView` that panels render from. No Textual here.
+psutil reading of this process, into a `MachineView`; each round gives a frozen `MachineReading` that
+the app sends to the screen (`MachineSampled`) and the panels render from. No Textual here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections import deque
 from dataclasses import dataclass
 
 from tui_trainer.hardware import GpuSample
+from tui_trainer.hardware.inventory import MIB
 
 HISTORY = 120  # samples kept for sparklines: two minutes at 1 Hz
-MIB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,26 @@ class ProcessProbe:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class MachineReading:
+    """One round of readings as the panels draw it: the newest samples and their short histories."""
+
+    gpus: tuple[GpuSample, ...] = ()
+    process: ProcessSample | None = None
+    gpu_memory: tuple[tuple[int, tuple[float, ...]], ...] = ()  # (GPU index, memory used MiB, oldest first)
+    cpu: tuple[float, ...] = ()  # this process's CPU %, oldest first
+
+    def gpu(self, index: int) -> GpuSample | None:
+        """The newest sample of GPU `index` (torch's id), or None."""
+        return next((g for g in self.gpus if g.index == index), None)
+
+    def memory_history(self, index: int) -> tuple[float, ...]:
+        """GPU `index`'s memory used (MiB), oldest first."""
+        return next((series for i, series in self.gpu_memory if i == index), ())
+
+
 class MachineView:
-    """The newest GPU and process samples, and short histories for the panels' sparklines."""
+    """Keeps the newest GPU and process samples and short histories; each update gives a MachineReading."""
 
     def __init__(self, history: int = HISTORY):
         self.gpus: tuple[GpuSample, ...] = ()
@@ -87,9 +106,8 @@ class MachineView:
         self.gpu_memory: dict[int, deque[float]] = {}
         self.cpu: deque[float] = deque(maxlen=history)
         self._history = history
-        self.version = 0
 
-    def update(self, gpus: tuple[GpuSample, ...], process: ProcessSample | None) -> None:
+    def update(self, gpus: tuple[GpuSample, ...], process: ProcessSample | None) -> MachineReading:
         """Record one round of readings (GPU samples already read by the sampler thread)."""
         fresh = {g.index: g.timestamp for g in self.gpus}
         for sample in gpus:
@@ -102,8 +120,10 @@ class MachineView:
         if process is not None:
             self.process = process
             self.cpu.append(process.cpu_percent)
-        self.version += 1
+        return self.reading
 
-    def gpu(self, index: int) -> GpuSample | None:
-        """The newest sample of GPU `index` (torch's id), or None."""
-        return next((g for g in self.gpus if g.index == index), None)
+    @property
+    def reading(self) -> MachineReading:
+        """The current readings, frozen."""
+        memory = tuple((index, tuple(series)) for index, series in sorted(self.gpu_memory.items()))
+        return MachineReading(self.gpus, self.process, memory, tuple(self.cpu))

@@ -1,15 +1,19 @@
 """What the UI knows about one run, built from its events: plain Python, no Textual, no torch.
 
 The training thread produces events a few times a second; the app drains them at 10 Hz into a
-`RunState`, and widgets render from it. Everything here is bounded, so a run of millions of steps
-holds as much memory as a run of a thousand.
+`RunState`. Widgets never hold the RunState: they are given its frozen views (`Standing`, `LossCurve`,
+`LogTail`) as reactive data and redraw when a view differs from the one they hold. Everything here is
+bounded, so a run of millions of steps holds as much memory as a run of a thousand.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
+from tui_trainer.session import format as fmt
+from tui_trainer.training.figures import train_loss_label
 from tui_trainer.training.events import (
     CheckpointSaved,
     EvalResult,
@@ -73,6 +77,67 @@ class Series:
         return list(self.points)
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where a run stands: its status and latest events, and the figures derived from them."""
+
+    status: str = "starting"
+    precision: str = ""
+    started: RunStarted | None = None
+    progress: TrainProgress | None = None
+    summary: RunSummary | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def step(self) -> int:
+        if self.progress is not None:
+            return self.progress.step
+        if self.started is not None:
+            return self.started.start_step
+        return 0
+
+    @property
+    def total_steps(self) -> int:
+        if self.started is not None:
+            return self.started.total_steps
+        return self.summary.total_steps if self.summary else 0
+
+    @property
+    def fraction(self) -> float:
+        """Share of the planned steps done (0..1)."""
+        total = self.total_steps
+        return min(1.0, self.step / total) if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LossCurve:
+    """A loss series as a plot draws it, with the figures its title gives (None: no values yet)."""
+
+    values: tuple[float, ...] = ()
+    current: float | None = None
+    minimum: float | None = None
+    note: str = ""
+    label: str = ""  # the figure's name in the title (e.g. `train loss (mean of last 12 steps)`); "": the plot's own
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    """The log lines kept (at most LOG_LINES) and how many were ever written."""
+
+    total: int = 0
+    lines: tuple[tuple[str, str], ...] = ()
+
+    def since(self, seen_total: int) -> tuple[tuple[str, str], ...]:
+        """The lines added after `seen_total` lines had been shown (bounded by what is kept)."""
+        new = self.total - seen_total
+        if new <= 0:
+            return ()
+        return self.lines[-min(new, len(self.lines)):]
+
+
 class RunState:
     """The latest figures, the loss series, rank states and log lines of one run."""
 
@@ -92,7 +157,6 @@ class RunState:
         self.ranks: dict[int, RankState] = {}
         self.log: deque[tuple[str, str]] = deque(maxlen=LOG_LINES)
         self.log_total = 0
-        self.version = 0
 
     # ---------------------------------------------------------------- input
     def apply(self, events) -> bool:
@@ -101,15 +165,12 @@ class RunState:
         for event in events:
             self._apply(event)
             changed = True
-        if changed:
-            self.version += 1
         return changed
 
     def note(self, level: str, text: str) -> None:
         """Add a line to the run's log (the UI's own notes: stop requested, resumed, ...)."""
         self.log.append((level, text))
         self.log_total += 1
-        self.version += 1
 
     def begin_resume(self) -> None:
         """The run continues from its checkpoint: it is starting again, and has not ended."""
@@ -121,7 +182,6 @@ class RunState:
         """Seed the series with a run's earlier curve (a resumed run), before its new events."""
         self.train_loss.extend(losses)
         self.val_loss.extend(val_losses)
-        self.version += 1
 
     def _apply(self, event) -> None:
         if isinstance(event, TrainProgress):
@@ -157,28 +217,25 @@ class RunState:
 
     # --------------------------------------------------------------- output
     @property
+    def standing(self) -> Standing:
+        return Standing(self.status, self.precision, self.started, self.progress, self.summary)
+
+    @property
     def ended(self) -> bool:
         return self.summary is not None
 
     @property
     def step(self) -> int:
-        if self.progress is not None:
-            return self.progress.step
-        if self.started is not None:
-            return self.started.start_step
-        return 0
+        return self.standing.step
 
     @property
     def total_steps(self) -> int:
-        if self.started is not None:
-            return self.started.total_steps
-        return self.summary.total_steps if self.summary else 0
+        return self.standing.total_steps
 
     @property
     def fraction(self) -> float:
         """Share of the planned steps done (0..1)."""
-        total = self.total_steps
-        return min(1.0, self.step / total) if total else 0.0
+        return self.standing.fraction
 
     @property
     def current_loss(self) -> float | None:
@@ -191,12 +248,29 @@ class RunState:
         mean = _finite_mean(p.losses)
         return mean if mean is not None else p.losses[-1]
 
+    @property
+    def train_curve(self) -> LossCurve:
+        """The train loss as the dashboard plots it: the run's train loss figure, its best, the step count."""
+        count = self.train_loss.count
+        return LossCurve(tuple(self.train_loss.snapshot()), self.current_loss, self.best_loss,
+                         f"{count:,} steps" if count else "",
+                         train_loss_label(self.started.loss_window if self.started is not None else 0))
+
+    @property
+    def val_curve(self) -> LossCurve:
+        """The validation loss as the dashboard plots it, with the latest metric."""
+        note = ""
+        if self.eval is not None:
+            note = f"{self.eval.metric_name} {fmt.number(self.eval.metric, 3)} at step {self.eval.step:,}"
+        return LossCurve(tuple(self.val_loss.snapshot()), self.val_loss.last, self.val_loss.min, note)
+
+    @property
+    def log_tail(self) -> LogTail:
+        return LogTail(self.log_total, tuple(self.log))
+
     def log_since(self, seen_total: int) -> list[tuple[str, str]]:
         """Log lines added after `seen_total` lines had been shown (bounded by what is kept)."""
-        new = self.log_total - seen_total
-        if new <= 0:
-            return []
-        return list(self.log)[-min(new, len(self.log)):]
+        return list(self.log_tail.since(seen_total))
 
 
 def _finite_mean(values) -> float | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from tui_trainer.config import ConfigError, Machine, RunConfig, validate_for_machine, with_overrides
-from tui_trainer.config.schema import PRECISIONS, STRATEGIES, StrategyConfig
+from tui_trainer.config.choices import PRECISION_NAMES, STRATEGY_NAMES, lists_ids
+from tui_trainer.config.schema import StrategyConfig
 
 ACCELERATORS = next(f for f in fields(StrategyConfig) if f.name == "accelerator").metadata["choices"]
 
@@ -27,8 +28,8 @@ FIELDS = {
     "compile": "train.compile",
     "tensorboard": "logging.tensorboard",
 }
-CHOICES = {"strategy": STRATEGIES, "accelerator": ACCELERATORS, "precision": PRECISIONS,
-           "compile": ("false", "true"), "tensorboard": ("false", "true")}
+CHOICES = {"strategy": STRATEGY_NAMES, "accelerator": ACCELERATORS,  # config.choices: one list of names
+           "precision": PRECISION_NAMES, "compile": ("false", "true"), "tensorboard": ("false", "true")}
 EMPTY = '""'  # an emptied field: the schema then says what is expected
 
 
@@ -62,7 +63,7 @@ def values_of(config: RunConfig) -> dict[str, str]:
         "accelerator": s.accelerator,
         "precision": config.train.precision,
         "accumulate": str(config.train.accumulate),
-        "devices": ids_text(devices) if isinstance(devices, tuple) else str(devices),
+        "devices": ids_text(devices) if lists_ids(devices) else str(devices),
         "batch_size": str(config.data.batch_size),
         "max_steps": str(config.train.max_steps),
         "epochs": str(config.train.epochs),
@@ -87,7 +88,7 @@ def overrides(values: dict[str, str]) -> list[str]:
     return out
 
 
-def evaluate(base: RunConfig, values: dict[str, str], machine: Machine | None = None) -> Evaluated:
+def evaluate(base: RunConfig, values: dict[str, str], machine: Machine) -> Evaluated:
     """Apply the values to a preset's config and validate, machine checks included.
 
     Problems read `key = value: what is allowed` (no file name: the pane is the source).
@@ -100,7 +101,7 @@ def evaluate(base: RunConfig, values: dict[str, str], machine: Machine | None = 
     return Evaluated(config, _lines(problems), _keys(problems))
 
 
-def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Machine | None = None) -> list[Choice]:
+def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Machine) -> list[Choice]:
     """Every value of a choice option, each with the reason this machine cannot run it (if any).
 
     A value is judged with the other options as they are now. Its reason is a problem of that option

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import math
 
-from tui_trainer.cli.headless import format_seconds
-
 BAR_FULL = "█"
 BAR_EMPTY = "░"
 
@@ -35,7 +33,16 @@ def mib(value: float | None) -> str:
     return f"{value:.0f} MiB"
 
 
-seconds = format_seconds  # the headless log and the app write durations the same way
+def seconds(value: float | None) -> str:
+    """1h02m, 3m05s, 12s: short and readable; "?" when unknown (the headless log and the app alike)."""
+    if value is None or value != value or value == float("inf"):
+        return "?"
+    value = int(round(value))
+    if value >= 3600:
+        return f"{value // 3600}h{value % 3600 // 60:02d}m"
+    if value >= 60:
+        return f"{value // 60}m{value % 60:02d}s"
+    return f"{value}s"
 
 
 def bar(fraction: float | None, width: int) -> str:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tui_trainer.runs import Runner, RunStore, create_runner
-from tui_trainer.ui.run_state import RunState
-
-RESUMABLE = ("stopped", "interrupted", "failed")
+from tui_trainer.runs import Runner, RunStore, create_runner, resumable, resume_runner
+from tui_trainer.session.run_state import RunState
 
 
 class LiveRun:
-    """One run started (or resumed) from the app; it keeps going when its dashboard is closed."""
+    """One run the app follows: started, resumed or attached to; it keeps going when its dashboard is closed."""
 
     def __init__(self, runner: Runner, store: RunStore):
         self.runner = runner
@@ -23,9 +21,16 @@ class LiveRun:
 
     @classmethod
     def new(cls, config, store: RunStore) -> LiveRun:
-        """A fresh run of a config, trained in worker processes (torchrun's for ddp): drawing the
-        screen then never competes with the training loop for the GIL."""
+        """A fresh run of a config, trained in a detached process of its own (torchrun's workers under it
+        for ddp): it outlives the app, and drawing the screen never competes with the loop for the GIL."""
         return cls(create_runner(config, store, isolated=True), store)
+
+    @classmethod
+    def attach(cls, run_dir: Path, store: RunStore) -> LiveRun:
+        """A run another process trains, followed through its files (start() begins following)."""
+        from tui_trainer.runs.follow import RunFollower
+
+        return cls(RunFollower(run_dir, store), store)
 
     @property
     def run_id(self) -> str:
@@ -59,23 +64,24 @@ class LiveRun:
         self.state.note("info", "stop requested: finishing the current step and writing a checkpoint")
         return True
 
+    def why_not_resumable(self) -> str | None:
+        """None when `resume` may run now; else why not."""
+        if self.active:
+            return "the run is still going"
+        if self.run_dir is None:
+            return "the run has not started"
+        return resumable(self.run_dir, self.state.status)
+
     def can_resume(self) -> tuple[bool, str]:
         """Whether `resume` may run now, and why not."""
-        if self.active:
-            return False, "the run is still going"
-        if self.state.status == "completed":
-            return False, "the run is completed; start a new one from the launch screen"
-        if self.run_dir is None or not (self.run_dir / "checkpoint.pt").exists():
-            return False, "no checkpoint to resume from"
-        if self.state.status not in RESUMABLE:
-            return False, f"a {self.state.status} run cannot be resumed"
-        return True, ""
+        why = self.why_not_resumable()
+        return why is None, why or ""
 
     def resume(self) -> None:
         """Continue from the checkpoint in the same run directory, into the same state."""
-        ok, why = self.can_resume()
-        if not ok:
+        why = self.why_not_resumable()
+        if why:
             raise RuntimeError(why)
-        self.runner = Runner.resume_run(self.run_dir, self.store, isolated=True)
+        self.runner = resume_runner(self.run_dir, self.store, isolated=True)
         self.state.begin_resume()
         self.runner.start()
