@@ -35,7 +35,7 @@ def test_bad_preset_exits_2_with_one_line_per_problem_and_starts_nothing(tmp_pat
     assert sorted(lines) == [
         f'error: {preset}: train.epochz = 3: unknown key in [train]; did you mean "epochs"? '
         '(allowed: epochs, max_steps, seed, precision, accumulate, grad_clip, eval_every, checkpoint_every, '
-        'checkpoint_minutes, threads, max_skipped_in_row)',
+        'checkpoint_minutes, threads, max_skipped_in_row, compile)',
         f'error: {preset}: train.precision = "fp17": expected one of fp32, tf32, fp16-mixed, bf16-mixed, bf16-true',
     ]
     assert "Traceback" not in result.stderr

@@ -19,6 +19,7 @@ from typing import TextIO
 from tui_trainer.runs import Runner
 from tui_trainer.session import format as fmt
 from tui_trainer.training.events import EvalResult, LogLine, RankState, RunFinished, RunStarted, TrainProgress
+from tui_trainer.training.figures import train_loss_label
 
 EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 1, "stopped": 130}
 
@@ -150,11 +151,11 @@ class _State:
     def line(self) -> str:
         p = self.progress
         total = self.started.total_steps if self.started else 0
-        # The mean of the steps since the last report: one step's loss is too noisy to read.
-        loss = f"{sum(p.losses) / len(p.losses):.4g}" if p.losses else "-"
-        parts = [f"step {p.step}/{total}", f"epoch {p.epoch}", f"loss {loss}"]
+        # The run's train loss figure (figures.py), the same number summary.json and the app show.
+        loss = "-" if p.train_loss is None else f"{p.train_loss:.4g}"
+        parts = [f"step {p.step}/{total}", f"epoch {p.epoch}", f"train loss {loss}"]
         if self.eval is not None:
-            parts.append(f"val {self.eval.val_loss:.4g}")
+            parts.append(f"val loss {self.eval.val_loss:.4g}")
             parts.append(f"{self.eval.metric_name} {self.eval.metric:.3f}")
         window = f"{p.rate_window_s:.1f}s" if p.rate_window_s < 9.95 else format_seconds(p.rate_window_s)
         parts.append(f"{p.samples_per_s:,.0f} samples/s (last {window})")
@@ -172,11 +173,15 @@ def summary_text(summary, run_dir) -> str:
     lines = [
         f"{summary.status}: {summary.name} at step {summary.step}/{summary.total_steps} in "
         f"{fmt.seconds(summary.wall_s)}",
-        f"  final loss {figure(summary.final_loss)}  val loss {figure(summary.final_val_loss)}  "
+        f"  {train_loss_label(summary.loss_window)} {figure(summary.final_loss)}  "
+        f"val loss (last evaluation) {figure(summary.final_val_loss)}  "
         f"{summary.metric_name or 'metric'} {figure(summary.metric, '.3f')}  {summary.samples_per_s:,.0f} samples/s "
         "over the run",
         f"  run directory: {run_dir}",
     ]
+    if summary.compile_s is not None:
+        lines.insert(2, f"  torch.compile: {summary.compile_s:.1f}s compiling (the first step), "
+                        f"{summary.train_s or 0:.1f}s training (samples/s counts the training only)")
     if summary.skipped_steps:
         lines.insert(2, f"  fp16 steps skipped by the GradScaler: {summary.skipped_steps}")
     if summary.error:

@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="start a run from a preset")
-    run.add_argument("preset", help="path to a preset TOML file, or the name of one in the presets directory")
+    run.add_argument("presets", nargs="+", metavar="PRESET",
+                     help="path to a preset TOML file, or the name of one in the presets directory; "
+                          "several run one after another as a queue")
+    run.add_argument("--stop-on-failure", action="store_true",
+                     help="a queue: stop at the first run that fails (default: go on with the next)")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                      help="override a preset field (repeatable), e.g. --set train.precision=bf16-mixed")
     run.add_argument("--headless", action="store_true", help="no app: print progress lines (CI, scripts, workers)")
@@ -73,9 +77,26 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("--json", action="store_true", help="print JSON")
     _add_store_args(presets)
 
-    runs = sub.add_parser("runs", help="list runs with status, final loss, samples/s and duration")
-    runs.add_argument("--json", action="store_true", help="print JSON")
+    runs = sub.add_parser("runs", help="list runs with status, losses, settings, samples/s and duration")
+    from tui_trainer.cli import runs as runs_command
+
+    runs_command.add_arguments(runs)
     _add_store_args(runs)
+
+    from tui_trainer.cli import sweep as sweep_command
+
+    sweep = sub.add_parser("sweep", help="run every combination of preset values, measured alike")
+    sweep_command.add_sweep_arguments(sweep)
+    _add_store_args(sweep)
+    sweeps = sub.add_parser("sweeps", help="list the sweeps with their rows and fastest combination")
+    sweep_command.add_sweeps_arguments(sweeps)
+    _add_store_args(sweeps)
+
+    export = sub.add_parser("export", help="write runs' curves for TensorBoard")
+    from tui_trainer.cli import export as export_command
+
+    export_command.add_arguments(export)
+    _add_store_args(export)
 
     gpus = sub.add_parser("gpus", help="show the GPUs NVML sees (memory, utilisation, temperature, power)")
     from tui_trainer.cli import gpus as gpus_command
@@ -124,6 +145,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_presets(args, presets_dir)
         if args.command == "runs":
             return cmd_runs(args)
+        if args.command in ("sweep", "sweeps"):
+            from tui_trainer.cli import sweep as sweep_command
+
+            return sweep_command.run(args, presets_dir) if args.command == "sweep" else sweep_command.list_command(args)
+        if args.command == "export":
+            from tui_trainer.cli import export as export_command
+
+            return export_command.run(args)
         if args.command == "gpus":
             from tui_trainer.cli import gpus as gpus_command
 
@@ -149,6 +178,11 @@ def cmd_run(args, presets_dir: Path) -> int:
     from tui_trainer.config import ConfigError, ensure_runnable, load_config
     from tui_trainer.hardware import detect_machine
 
+    if len(args.presets) > 1:
+        from tui_trainer.cli.queue import run_queue
+
+        return run_queue(args, presets_dir)
+    args.preset = args.presets[0]
     try:
         overrides = list(args.overrides)
         if args.rdzv_endpoint:
@@ -355,26 +389,9 @@ def cmd_presets(args, presets_dir: Path) -> int:
 
 
 def cmd_runs(args) -> int:
-    from tui_trainer.runs import RunStore
+    from tui_trainer.cli import runs as runs_command
 
-    records = RunStore(args.runs_dir).list_runs()
-    if args.json:
-        print(json.dumps([r.as_json() for r in records], indent=2))
-        return 0
-    if not records:
-        print(f"no runs in {args.runs_dir}")
-        return 0
-    from tui_trainer.session.format import seconds
-
-    print(f"{'run':<40} {'status':<11} {'steps':>13} {'loss':>10} {'val loss':>10} {'samples/s':>10} {'time':>7}")
-    for r in records:
-        loss = "-" if r.final_loss is None else f"{r.final_loss:.4g}"
-        val = "-" if r.final_val_loss is None else f"{r.final_val_loss:.4g}"
-        print(f"{r.run_id:<40} {r.status:<11} {f'{r.step}/{r.total_steps}':>13} {loss:>10} {val:>10} "
-              f"{r.samples_per_s:>10,.0f} {seconds(r.wall_s):>7}")
-        if r.note:
-            print(f"  damaged: {r.note}")
-    return 0
+    return runs_command.run(args)
 
 
 if __name__ == "__main__":

@@ -119,6 +119,8 @@ class TrainConfig:
     max_skipped_in_row: int = opt(100, "int", "fp16: optimizer steps the GradScaler may skip in a row (inf "
                                              "gradients) before the run ends as diverged", minimum=1,
                                   maximum=1_000_000)
+    compile: bool = opt(False, "bool", "torch.compile the model (compiled during the first step, whose time "
+                                       "is reported apart from the training time)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from tui_trainer.config import RunConfig
 from tui_trainer.runs.liveness import HeartbeatThread, RunLock
-from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, truncate_after
+from tui_trainer.runs.metrics import METRICS_NAME, MetricsLog, read_curves, truncate_after
 from tui_trainer.runs.protocol import EVENTS_FILE, STOP_FILE, event_line, prepare, stop_requested
 from tui_trainer.runs.store import RunStore, read_summary, write_summary
 from tui_trainer.training.events import Event, LogLine, RunFinished, RunStarted, RunSummary, TrainProgress
+from tui_trainer.training.figures import MAX_WINDOW
 
 
 class Runner:
@@ -203,6 +204,8 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         if writes:
             if resume:
                 truncate_after(metrics_path, trainer.step)
+                # The train loss after a resume averages over the same window as without one.
+                trainer.previous_losses = read_curves(metrics_path).losses[-MAX_WINDOW:]
             metrics = MetricsLog(metrics_path)
             trainer.before_checkpoint = metrics.sync
         training = True
@@ -237,7 +240,10 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
     wall = time.perf_counter() - clock
     seconds = trainer.seconds_training() if trainer is not None else 0.0
     trained = max(trainer.step - trainer.start_step, 0) if trainer is not None else 0
-    rate = trained * trainer.samples_per_step / seconds if seconds else 0.0
+    compile_s = trainer.compile_seconds if trainer is not None else None
+    train_s = seconds - (compile_s or 0.0)
+    timed = trained - (1 if compile_s is not None else 0)  # the compiling step is not training speed
+    rate = timed * trainer.samples_per_step / train_s if train_s > 0 and timed > 0 else 0.0
     t = trainer
     summary = RunSummary(
         run_id=run_id, name=config.name, status=status, step=t.step if t else 0,
@@ -247,7 +253,9 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         wall_s=wall_before + wall, peak_memory_mib=_peak(t), skipped_steps=t.skipped_steps if t else 0,
         error=error, started_at=(previous.started_at if previous is not None else "") or started_at,
         finished_at=datetime.now().isoformat(timespec="seconds"), device=t.device_name if t else "",
-        effective_batch=t.effective_batch if t else config.effective_batch, notes=t.notes if t else ())
+        effective_batch=t.effective_batch if t else config.effective_batch, notes=t.notes if t else (),
+        loss_window=min(t.loss_window, t.step // config.logging.every) if t else 0,
+        compile_s=compile_s, train_s=train_s if seconds else None)
     if writes:
         _record(run_dir, summary, emit)
     del trainer, t

@@ -17,6 +17,7 @@ class LiveRun:
         config = runner.config
         self.config = config
         self.state = RunState(runner.run_id, config.name, config.train.precision)
+        self.queue_label = ""  # "queue 2/3" when the app runs it as part of a queue
 
     @classmethod
     def new(cls, config, store: RunStore) -> LiveRun:

@@ -7,22 +7,29 @@ No Textual here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from tui_trainer.config import ConfigError, Machine, RunConfig, validate_for_machine, with_overrides
 from tui_trainer.config.choices import PRECISION_NAMES, STRATEGY_NAMES, lists_ids
+from tui_trainer.config.schema import StrategyConfig
+
+ACCELERATORS = next(f for f in fields(StrategyConfig) if f.name == "accelerator").metadata["choices"]
 
 # key in the options pane -> the preset field it overrides
 FIELDS = {
     "strategy": "strategy.name",
+    "accelerator": "strategy.accelerator",
     "precision": "train.precision",
     "accumulate": "train.accumulate",
     "devices": "strategy.devices",
     "batch_size": "data.batch_size",
     "max_steps": "train.max_steps",
     "epochs": "train.epochs",
+    "compile": "train.compile",
+    "tensorboard": "logging.tensorboard",
 }
-CHOICES = {"strategy": STRATEGY_NAMES, "precision": PRECISION_NAMES}  # config.choices: one list of names
+CHOICES = {"strategy": STRATEGY_NAMES, "accelerator": ACCELERATORS,  # config.choices: one list of names
+           "precision": PRECISION_NAMES, "compile": ("false", "true"), "tensorboard": ("false", "true")}
 EMPTY = '""'  # an emptied field: the schema then says what is expected
 
 
@@ -53,12 +60,15 @@ def values_of(config: RunConfig) -> dict[str, str]:
     devices = s.devices
     return {
         "strategy": s.name,
+        "accelerator": s.accelerator,
         "precision": config.train.precision,
         "accumulate": str(config.train.accumulate),
         "devices": ids_text(devices) if lists_ids(devices) else str(devices),
         "batch_size": str(config.data.batch_size),
         "max_steps": str(config.train.max_steps),
         "epochs": str(config.train.epochs),
+        "compile": "true" if config.train.compile else "false",
+        "tensorboard": "true" if config.logging.tensorboard else "false",
     }
 
 

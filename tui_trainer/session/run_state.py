@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from tui_trainer.session import format as fmt
+from tui_trainer.training.figures import train_loss_label
 from tui_trainer.training.events import (
     CheckpointSaved,
     EvalResult,
@@ -119,6 +120,7 @@ class LossCurve:
     current: float | None = None
     minimum: float | None = None
     note: str = ""
+    label: str = ""  # the figure's name in the title (e.g. `train loss (mean of last 12 steps)`); "": the plot's own
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +152,7 @@ class RunState:
         self.checkpoint: CheckpointSaved | None = None
         self.summary: RunSummary | None = None
         self.train_loss = Series(series_points)
-        self.best_loss: float | None = None  # the lowest report mean: one step's loss is too noisy
+        self.best_loss: float | None = None  # the lowest train loss figure: one step's loss is too noisy
         self.val_loss = Series(series_points)
         self.ranks: dict[int, RankState] = {}
         self.log: deque[tuple[str, str]] = deque(maxlen=LOG_LINES)
@@ -185,7 +187,7 @@ class RunState:
         if isinstance(event, TrainProgress):
             self.progress = event
             self.train_loss.extend(event.losses)
-            mean = _finite_mean(event.losses)
+            mean = event.train_loss if event.train_loss is not None else _finite_mean(event.losses)
             if mean is not None and (self.best_loss is None or mean < self.best_loss):
                 self.best_loss = mean
             self.status = "running" if self.status in ("starting", "running") else self.status
@@ -237,8 +239,10 @@ class RunState:
 
     @property
     def current_loss(self) -> float | None:
-        """The mean train loss of the latest report (one step's loss is too noisy to read)."""
+        """The run's train loss figure (training/figures.py), as the trainer last reported it."""
         p = self.progress
+        if p is not None and p.train_loss is not None:
+            return p.train_loss
         if p is None or not p.losses:
             return self.train_loss.last
         mean = _finite_mean(p.losses)
@@ -246,10 +250,11 @@ class RunState:
 
     @property
     def train_curve(self) -> LossCurve:
-        """The train loss as the dashboard plots it: current report mean, best report mean, step count."""
+        """The train loss as the dashboard plots it: the run's train loss figure, its best, the step count."""
         count = self.train_loss.count
         return LossCurve(tuple(self.train_loss.snapshot()), self.current_loss, self.best_loss,
-                         f"{count:,} steps" if count else "")
+                         f"{count:,} steps" if count else "",
+                         train_loss_label(self.started.loss_window if self.started is not None else 0))
 
     @property
     def val_curve(self) -> LossCurve:

@@ -24,6 +24,7 @@ class RunStarted:
     parameters: int
     train_samples: int
     notes: tuple[str, ...] = ()
+    loss_window: int = 0  # logged steps the "train loss" figure averages (figures.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,8 @@ class TrainProgress:
     # The wall-clock seconds `samples_per_s` is measured over: the last 10 s of the run (less at its
     # start), evaluations, checkpoints and stalls included.
     rate_window_s: float = 0.0
+    # The run's "train loss" figure (figures.py): the mean of the last `loss_window` logged steps.
+    train_loss: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,9 @@ class RunSummary:
     device: str = ""
     effective_batch: int = 0
     notes: tuple[str, ...] = field(default=())
+    loss_window: int = 0  # final_loss is the mean train loss of this many last logged steps (figures.py)
+    compile_s: float | None = None  # train.compile: seconds of the first step, where the model compiled
+    train_s: float | None = None  # seconds of training, compile_s excluded
 
 
 @dataclass(frozen=True, slots=True)

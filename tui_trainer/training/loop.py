@@ -30,6 +30,7 @@ from tui_trainer.training.checkpoint import (
 )
 from tui_trainer.training.data import DeviceLoader, load_task_data, make_loader, plan_epoch, steps_per_epoch
 from tui_trainer.training.events import CheckpointSaved, EvalResult, Event, LogLine, RunStarted, TrainProgress
+from tui_trainer.training.figures import train_loss, train_loss_window
 from tui_trainer.training.models import build_model, parameter_count
 from tui_trainer.training.optim import build_optimizer, load_optimizer_state, lr_at
 from tui_trainer.training.precision import make_precision
@@ -77,6 +78,9 @@ class Trainer:
         self.device_name = ""
         self.effective_batch = config.effective_batch
         self.notes: tuple[str, ...] = ()
+        self.loss_window = 0  # logged steps the train loss averages (figures.train_loss_window)
+        self.previous_losses: tuple[float, ...] = ()  # a resumed run's recorded losses, for its first figures
+        self.compile_seconds: float | None = None  # train.compile: the first step's time, where it compiles
         # Called before a checkpoint is written, to make the metrics up to its step durable first.
         self.before_checkpoint: Callable[[], None] | None = None
         self._started: float | None = None
@@ -112,6 +116,8 @@ class Trainer:
         model = build_model(cfg.model, self.data.n_features, self.data.n_outputs)
         self.parameters = parameter_count(model)
         model = self.precision.prepare_model(model)
+        if cfg.train.compile:
+            model.compile()  # in place: the module and its state_dict keys stay as they are
         self.model = strategy.setup_model(model)
         self.optimizer = build_optimizer(cfg.optimizer, self.model.parameters())
         self.loss_fn = F.cross_entropy if self.data.task == "classification" else F.mse_loss
@@ -204,15 +210,18 @@ class Trainer:
         stop = self.stop
         total = self.total_steps
 
+        self.loss_window = train_loss_window(self.steps_per_epoch, cfg.logging.every)
         self.emit(RunStarted(self.run_id, str(self.run_dir), self.device_name, total, self.steps_per_epoch,
                              self.step, self.effective_batch, strategy.world_size, self.parameters,
-                             self.data.train_size, self.notes))
+                             self.data.train_size, self.notes, self.loss_window))
         self._pending_steps: list[int] = []
         self._pending_losses: list[torch.Tensor] = []
         self._grad_norms: list[torch.Tensor] = []
         self._evaluated_at = -1
-        self._recent_losses: collections.deque[float] = collections.deque(
-            maxlen=max(1, self.steps_per_epoch // cfg.logging.every))
+        self._recent_losses: collections.deque[float] = collections.deque(self.previous_losses,
+                                                                           maxlen=self.loss_window)
+        if self._recent_losses:
+            self.last_loss = train_loss(self._recent_losses, self.loss_window)
         self._report_every = 1
         self._next_report = self.step + 1
         self._report_clock = time.perf_counter()
@@ -324,6 +333,10 @@ class Trainer:
             read = local[0] if len(local) == 1 else torch.cat([t.to(device) for t in local]) if local else None
             values = read.tolist() if read is not None else []
             stop_now = self.stop.is_set()
+        if self.config.train.compile and self.compile_seconds is None and steps_done:
+            # The first report comes after the first step, where torch.compile compiles the model.
+            self.compile_seconds = window
+            self.emit(LogLine("info", f"torch.compile: the first step (compiling) took {window:.1f}s"))
         losses = values[:count]
         skipped_in_row = 0
         if skipped is not None:
@@ -352,11 +365,11 @@ class Trainer:
 
     def _emit_progress(self, now: float, steps: tuple, losses: list, steps_done: int, window: float = 0.0) -> None:
         if losses:
-            self._recent_losses.extend(v for v in losses if math.isfinite(v))  # fp16 skipped steps aside
-            # One step's loss is noisy (the last step of an epoch may hold a single sample): report
-            # the mean over the last epoch's worth of steps.
-            if self._recent_losses:
-                self.last_loss = sum(self._recent_losses) / len(self._recent_losses)
+            self._recent_losses.extend(losses)  # train_loss leaves fp16 skipped steps (inf) aside
+            # The run's one "train loss" figure (see figures.py): the mean of the last epoch's worth of steps.
+            figure = train_loss(self._recent_losses, self.loss_window)
+            if figure is not None:
+                self.last_loss = figure
         grad_norm = None
         if self._grad_norms:
             grad_norm = float(self._grad_norms[-1])
@@ -379,7 +392,8 @@ class Trainer:
             for d in self.strategy.devices if d.type == "cuda")
         event = TrainProgress(self.step, self.epoch, steps, tuple(losses), self.optimizer.param_groups[0]["lr"],
                               rate * self.samples_per_step, elapsed, eta, grad_norm,
-                              self.precision.loss_scale(), self.skipped_steps, memory, rate_window)
+                              self.precision.loss_scale(), self.skipped_steps, memory,
+                              rate_window_s=rate_window, train_loss=self.last_loss)
         self.emit(event)
         if self.tensorboard is not None:
             for s, value in zip(steps, losses):

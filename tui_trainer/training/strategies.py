@@ -119,7 +119,8 @@ class CpuStrategy(Strategy):
         return cls(config, torch.device("cpu"))
 
     def notes(self) -> tuple[str, ...]:
-        return (f"CPU with {torch.get_num_threads()} threads",)
+        threads = torch.get_num_threads()
+        return (f"CPU with {threads} thread{'' if threads == 1 else 's'}",)
 
 
 @register

@@ -72,6 +72,9 @@ class TrainerApp(App[int]):
         self.machine_reading = MachineReading()  # the newest, for a screen that opens between samples
         self.probe: ProcessProbe | None = None
         self.live: dict[str, LiveRun] = {}
+        self.queue: list = []  # configs still to run after the current queue run (launch: space, enter)
+        self.queue_total = self.queue_done = 0
+        self.queue_run_id: str | None = None
         self.quitting = False
         self._exiting = False
         self._signals: tuple[int, ...] = ()
@@ -150,19 +153,48 @@ class TrainerApp(App[int]):
             if live.state.ended and not was_ended:
                 status = live.state.status
                 self.screen.post_message(RunEnded(live.run_id, status))
+                if live.run_id == self.queue_run_id:
+                    if status == "stopped":  # stopped by the user: so is the queue
+                        self.queue.clear()
+                        self.queue_run_id = None
+                    else:
+                        self._next_in_queue()
                 viewing = isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id
                 if not viewing:
                     severity = "error" if status in ("failed", "diverged") else "information"
                     self.notify(f"run {live.run_id}: {status}", severity=severity)
 
-    def start_run(self, config) -> LiveRun | None:
-        """Start a new run of a config in the background and open its dashboard."""
+    def start_queue(self, configs) -> None:
+        """Run configs one after another (a failed run does not stop the queue); each opens its dashboard."""
+        self.queue = list(configs)
+        self.queue_total, self.queue_done = len(self.queue), 0
+        self._next_in_queue()
+
+    def _next_in_queue(self) -> None:
+        while self.queue:
+            config = self.queue.pop(0)
+            self.queue_done += 1
+            live = self.start_run(config, queue_label=f"queue {self.queue_done}/{self.queue_total}")
+            if live is not None:
+                self.queue_run_id = live.run_id
+                return
+        self.queue_run_id = None
+
+    def start_run(self, config, queue_label: str = "") -> LiveRun | None:
+        """Start a new run of a config in the background and open its dashboard (titled `queue_label` too)."""
         try:
             live = LiveRun.new(config, self.store)
         except Exception as exc:
             self.notify(f"cannot start: {exc}", severity="error")
             return None
-        return self._start_live(live)
+        live.queue_label = queue_label
+        others = len(self.active_runs)
+        started = self._start_live(live)
+        if started is not None and others:
+            # Runs started by hand train side by side: say so, since they share the machine's cores and GPUs.
+            self.notify(f"{others + 1} runs are training side by side and share this machine; "
+                        "r lists them all", severity="warning", timeout=6)
+        return started
 
     def _start_live(self, live: LiveRun) -> LiveRun | None:
         try:

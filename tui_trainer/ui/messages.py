@@ -51,6 +51,7 @@ class RunsLoaded(Message):
     """The run store was listed (in a worker)."""
 
     records: list[RunRecord]
+    settings: dict | None = None  # run id -> RunSettings (runs/settings.py), read in the same worker
 
 
 @dataclass
@@ -61,3 +62,10 @@ class RunLoaded(Message):
     summary: RunSummary
     curves: Curves
     damage: str = ""  # what in the run's files is damaged, shown beside its figures
+
+
+@dataclass
+class ConfigsCompared(Message):
+    """The compared runs' configs were read (in a worker): the keys whose values differ, with each run's value."""
+
+    differences: list

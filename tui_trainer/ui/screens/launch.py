@@ -30,6 +30,7 @@ class LaunchScreen(Screen):
     BINDINGS = [
         Binding("enter", "start", "Start"),
         Binding("ctrl+s", "save_preset", "Save preset"),
+        Binding("w", "sweep", "Sweep"),
         # The option fields take digits only (NumberInput), so these letters work everywhere here.
         Binding("r", "app.show_runs", "Runs"),
         Binding("escape", "focus_presets", "Presets", show=False),
@@ -91,7 +92,16 @@ class LaunchScreen(Screen):
         self.query_one(PresetList).focus()
 
     def action_start(self) -> None:
-        """Start the highlighted preset with the edited options, if this machine can run it."""
+        """Start the marked presets as a queue, else the highlighted preset with the edited options."""
+        marked = self.query_one(PresetList).marked_entries
+        if marked:
+            refused = [e for e in marked if not e.valid or e.config is None]
+            if refused:
+                self.notify(f"cannot queue {refused[0].name}: {refused[0].errors[0] if refused[0].errors else ''}",
+                            severity="error", timeout=6)
+                return
+            self.app.start_queue([e.config for e in marked])
+            return
         evaluated = self.query_one(OptionsPane).evaluated
         if evaluated is None:
             self.notify("no preset to start", severity="warning")
@@ -102,6 +112,16 @@ class LaunchScreen(Screen):
             return
         self.app.start_run(evaluated.config)
 
+    def action_sweep(self) -> None:
+        """Open the sweep screen for the highlighted preset."""
+        from tui_trainer.ui.screens.sweep import SweepScreen
+
+        entry = self.query_one(PresetList).current
+        if entry is None or entry.config is None:
+            self.notify("no preset to sweep", severity="warning")
+            return
+        self.app.push_screen(SweepScreen(entry, Path(self.app.store.root).parent / "sweeps", self.presets_dir))
+
     def action_save_preset(self) -> None:
         """Ask for a name and save the edited options as a new preset file."""
         evaluated = self.query_one(OptionsPane).evaluated
@@ -111,19 +131,23 @@ class LaunchScreen(Screen):
         config = evaluated.config
         suggestion = _free_name(self.presets_dir, f"{config.name}-edited")
 
-        def save(name: str | None) -> None:
-            if not name:
+        def save(answer: tuple[str, str] | None) -> None:
+            if not answer:
                 return
+            name, description = answer
+            path = self.presets_dir / f"{name}.toml"
             try:
                 path = inside(self.presets_dir, name, ".toml")
-                save_preset(replace(config, name=name), path)
+                save_preset(replace(config, name=name, description=description), path)
             except (OSError, ValueError) as exc:
                 self.notify(f"could not save {path}: {exc}", severity="error")
                 return
             self.notify(f"saved {path}")
             self.reload_presets(highlight=name)
 
-        self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion), save)
+        base = self.query_one(OptionsPane).entry
+        description = _described(config, base.config if base is not None else None)
+        self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion, description), save)
 
 
 def _free_name(directory: Path, base: str) -> str:
@@ -133,3 +157,18 @@ def _free_name(directory: Path, base: str) -> str:
     while (directory / f"{base}-{n}.toml").exists():
         n += 1
     return f"{base}-{n}"
+
+
+def _described(config, base) -> str:
+    """A suggested description: the original one, with the options that were changed from it."""
+    from tui_trainer.config import to_dict
+
+    if base is None:
+        return config.description
+    new, old = to_dict(config), to_dict(base)
+    changed = [f"{section}.{key}={value}" for section, values in new.items() if isinstance(values, dict)
+               for key, value in values.items() if old.get(section, {}).get(key) != value]
+    if not changed:
+        return config.description
+    return f"{config.description} (edited: {', '.join(changed)})" if config.description else \
+        f"edited: {', '.join(changed)}"

@@ -81,6 +81,8 @@ class RunDashboard(Screen):
         """Give the widgets the run's state as it is now."""
         state = self.live.state
         title = f"run {state.run_id or '(starting)'}  preset {state.name}"
+        if self.live.queue_label:
+            title = f"{self.live.queue_label}  {title}"
         if self.live.run_dir is not None:
             title += f"  {self.live.run_dir}"
         self.query_one("#run-title", Static).update(title, layout=False)

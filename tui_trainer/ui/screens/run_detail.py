@@ -30,6 +30,7 @@ class RunDetailScreen(Screen):
         super().__init__()
         self.record = record
         self.curves = None
+        self.loss_window = 0  # the run's train loss window (summary.json), for the curve's title
 
     def compose(self) -> ComposeResult:
         yield Static(f"run {self.record.run_id}", id="detail-title", markup=False)
@@ -54,7 +55,10 @@ class RunDetailScreen(Screen):
     def on_run_loaded(self, message: RunLoaded) -> None:
         self.query_one(RunFigures).figures = (message.summary, message.run_id, message.damage)
         self.curves = message.curves
-        self.query_one(CurveView).curves = message.curves
+        self.loss_window = message.summary.loss_window
+        view = self.query_one(CurveView)
+        view.loss_window = self.loss_window
+        view.curves = message.curves
 
     def action_resume(self) -> None:
         self.app.resume_run(self.record.path)

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui_trainer.runs import RunRecord, live_owner
+from tui_trainer.runs.settings import read_settings
 from tui_trainer.session import format as fmt
 from tui_trainer.ui.messages import RunEnded, RunsLoaded
 from tui_trainer.ui.screens.compare import CompareScreen
@@ -59,10 +60,12 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list")
     def load(self) -> None:
         """List the run store off the UI thread (a directory of many runs takes a while)."""
-        self.post_message(RunsLoaded(self.app.store.list_runs()))
+        records = self.app.store.list_runs()
+        self.post_message(RunsLoaded(records, {r.run_id: read_settings(r.path) for r in records}))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self.loaded = True
+        self.query_one(RunsTable).settings = message.settings or {}
         self.query_one(RunsTable).set_records([self._with_live(r) for r in message.records])
         self.hint()
 

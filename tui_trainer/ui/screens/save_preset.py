@@ -1,4 +1,4 @@
-"""SavePresetScreen: a small modal that asks for the new preset's name."""
+"""SavePresetScreen: a small modal that asks for the new preset's name and description."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from textual.widgets import Input, Static
 from tui_trainer.config.names import PRESET_NAME_RULE, is_preset_name
 
 
-class SavePresetScreen(ModalScreen[str | None]):
-    """Dismisses with the chosen name (enter) or None (escape)."""
+class SavePresetScreen(ModalScreen[tuple[str, str] | None]):
+    """Dismisses with (name, description) (enter in either field) or None (escape); tab moves between them."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -27,21 +27,23 @@ class SavePresetScreen(ModalScreen[str | None]):
     SavePresetScreen #error { color: $error; height: auto; }
     """
 
-    def __init__(self, directory: Path, suggestion: str):
+    def __init__(self, directory: Path, suggestion: str, description: str = ""):
         super().__init__()
         self.directory = directory
         self.suggestion = suggestion
+        self.description = description
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"save the options as a preset in {self.directory}/", markup=False)
             yield Input(self.suggestion, id="name", placeholder="preset name")
+            yield Input(self.description, id="description", placeholder="one line shown in the preset list")
             yield Static("", id="error", markup=False)
-            yield Static("enter saves, escape cancels", classes="hint", markup=False)
+            yield Static("tab: name / description; enter saves, escape cancels", classes="hint", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        name = event.value.strip().removesuffix(".toml")
+        name = self.query_one("#name", Input).value.strip().removesuffix(".toml")
         error = self.query_one("#error", Static)
         if not is_preset_name(name):  # never a path: "../x", "/etc/x", "a/b" stay out of other directories
             error.update(PRESET_NAME_RULE)
@@ -49,7 +51,7 @@ class SavePresetScreen(ModalScreen[str | None]):
         if (self.directory / f"{name}.toml").exists():
             error.update(f"{name}.toml exists already: choose another name")
             return
-        self.dismiss(name)
+        self.dismiss((name, self.query_one("#description", Input).value.strip()))
 
     def action_cancel(self) -> None:
         self.dismiss(None)

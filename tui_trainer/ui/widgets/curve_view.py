@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from tui_trainer.runs import Curves, downsample
 from tui_trainer.session import format as fmt
+from tui_trainer.training.figures import train_loss, train_loss_label
 from tui_trainer.ui.widgets.spark_plot import SparkPlot, use_log_scale
 
 SMOOTH_POINTS = 300
@@ -20,7 +21,9 @@ class CurveView(Widget):
     """Train loss (tall) and validation loss plots of one run's metrics.jsonl.
 
     Assign `curves`, and `bounds` ((train low, high), (val low, high)) to fix the scales, so two views
-    side by side compare at the same scale (None: each plot at its own).
+    side by side compare at the same scale (None: each plot at its own). `loss_window` is the run's train
+    loss window (summary.json): the title's train loss is then the same figure as the run's summary;
+    without it (an older run) the title gives the last step's loss.
     """
 
     DEFAULT_CSS = """
@@ -34,6 +37,7 @@ class CurveView(Widget):
 
     curves: var[Curves | None] = var(None, init=False)
     bounds: var[tuple[tuple[float, float] | None, tuple[float, float] | None]] = var((None, None), init=False)
+    loss_window: var[int] = var(0, init=False)
 
     def compose(self) -> ComposeResult:
         yield Static("train loss: reading metrics...", classes="title", id="train-title", markup=False)
@@ -45,6 +49,9 @@ class CurveView(Widget):
         self._draw()
 
     def watch_bounds(self) -> None:
+        self._draw()
+
+    def watch_loss_window(self) -> None:
         self._draw()
 
     def _draw(self) -> None:
@@ -67,8 +74,13 @@ class CurveView(Widget):
                 continue
             scale = "  log" if plot.log_scale else ""
             # The figures are the recorded values; only the drawing averages them.
-            title.update(f"{name} loss {fmt.number(finite[-1])}  min {fmt.number(min(finite))}  "
-                         f"max {fmt.number(max(finite))}{scale}")
+            if name == "val":
+                head = f"val loss (last evaluation) {fmt.number(finite[-1])}"
+            elif self.loss_window:
+                head = f"{train_loss_label(self.loss_window)} {fmt.number(train_loss(finite, self.loss_window))}"
+            else:
+                head = f"train loss (last step) {fmt.number(finite[-1])}"
+            title.update(f"{head}  min {fmt.number(min(finite))}  max {fmt.number(max(finite))}{scale}")
 
 
 def smoothed(values, points: int = SMOOTH_POINTS) -> list[float]:

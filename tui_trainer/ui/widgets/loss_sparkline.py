@@ -47,7 +47,7 @@ class LossSparkline(Widget):
         curve = self.curve
         plot = self.query_one(SparkPlot)
         plot.values = curve.values
-        parts = [self.title]
+        parts = [curve.label or self.title]
         if curve.current is None:
             parts.append("waiting for the first values")
         else:

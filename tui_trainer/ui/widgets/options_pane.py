@@ -26,7 +26,8 @@ NUMBERS = {  # option -> (label, placeholder)
     "max_steps": ("max steps", "0: run the epochs"),
     "epochs": ("epochs", ""),
 }
-LABELS = {"strategy": "strategy", "precision": "precision", "devices": "devices"}
+LABELS = {"strategy": "strategy", "accelerator": "accelerator", "precision": "precision", "devices": "devices",
+          "compile": "compile", "tensorboard": "tensorboard"}
 
 
 def choice_label(choice: options.Choice) -> Text:
@@ -64,7 +65,7 @@ class OptionsPane(VerticalScroll, can_focus=False):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="preset-title", markup=False)
-        for key in ("strategy", "precision"):
+        for key in ("strategy", "accelerator", "precision"):
             with Horizontal(classes="row", id=f"row-{key}"):
                 yield Label(LABELS[key])
                 yield Select([(v, v) for v in options.CHOICES[key]], id=key, allow_blank=False,
@@ -79,6 +80,11 @@ class OptionsPane(VerticalScroll, can_focus=False):
                     label, hint = NUMBERS[key]
                     yield Label(label)
                     yield NumberInput(id=key, placeholder=hint)
+        for key in ("compile", "tensorboard"):  # on/off: torch.compile, curves to RUN_DIR/tensorboard
+            with Horizontal(classes="row", id=f"row-{key}"):
+                yield Label(LABELS[key])
+                yield Select([(v, v) for v in options.CHOICES[key]], id=key, allow_blank=False,
+                             type_to_search=False, compact=True)
         if self.machine.has_gpu:
             yield SelectionList[int](*[(f"GPU {g.index} {g.name}", g.index) for g in self.machine.gpus],
                                      id="gpu-ids", compact=True)

@@ -12,9 +12,14 @@ from textual.widgets.option_list import Option
 from tui_trainer.config import PresetEntry
 
 
-def preset_prompt(entry: PresetEntry) -> Text:
+MARK = "● "
+
+
+def preset_prompt(entry: PresetEntry, marked: bool = False) -> Text:
     """How one preset reads in the list: name, description, and its first problem if it cannot run."""
     out = Text()
+    if marked:
+        out.append(MARK, "bold cyan")
     if entry.valid:
         out.append(entry.name, "bold")
     else:
@@ -38,10 +43,11 @@ def short_problem(problem: str, limit: int = 90) -> str:
 
 
 class PresetList(OptionList):
-    """Presets by name; up/down or j/k move, enter starts the highlighted one."""
+    """Presets by name; up/down or j/k move, enter starts the highlighted one; space marks presets for a queue."""
 
     BINDINGS = [
         Binding("enter", "select", "Start"),
+        Binding("space", "toggle_mark", "Mark (queue)"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
     ]
@@ -56,14 +62,16 @@ class PresetList(OptionList):
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id)
         self.entries: list[PresetEntry] = []
+        self.marked: list[str] = []  # preset names, in the order they were marked: the queue's order
 
     def set_entries(self, entries: list[PresetEntry], highlight: str | None = None) -> None:
         """Show these presets; highlight the one named `highlight`, else the first that can run."""
         self.entries = list(entries)
+        self.marked = [m for m in self.marked if any(e.name == m for e in self.entries)]
         self.clear_options()
         items: list[Option | None] = []
         for entry in self.entries:
-            items += [Option(preset_prompt(entry), id=entry.name), None]  # None: a separator line
+            items += [Option(preset_prompt(entry, entry.name in self.marked), id=entry.name), None]  # None: a separator
         self.add_options(items[:-1])
         if not self.entries:
             return
@@ -79,3 +87,20 @@ class PresetList(OptionList):
         if self.highlighted is None or not self.entries:
             return None
         return self.entries[self.highlighted]
+
+    def action_toggle_mark(self) -> None:
+        """Mark or unmark the highlighted preset; enter then starts the marked ones as a queue."""
+        entry = self.current
+        if entry is None:
+            return
+        if entry.name in self.marked:
+            self.marked.remove(entry.name)
+        else:
+            self.marked.append(entry.name)
+        self.replace_option_prompt(entry.name, preset_prompt(entry, entry.name in self.marked))
+
+    @property
+    def marked_entries(self) -> list[PresetEntry]:
+        """The marked presets, in the order they were marked."""
+        by_name = {e.name: e for e in self.entries}
+        return [by_name[m] for m in self.marked if m in by_name]

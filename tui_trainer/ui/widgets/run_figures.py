@@ -8,6 +8,7 @@ from textual.widget import Widget
 
 from tui_trainer.session import format as fmt
 from tui_trainer.training.events import RunSummary
+from tui_trainer.training.figures import train_loss_label
 
 
 def figures_text(summary: RunSummary, run_id: str, note: str = "") -> Text:
@@ -17,8 +18,8 @@ def figures_text(summary: RunSummary, run_id: str, note: str = "") -> Text:
     status = summary.status or "unknown"
     out.append(f"\n{status}", "bold red" if status in ("failed", "diverged") else "bold")
     out.append(f" at step {summary.step}/{summary.total_steps} in {fmt.seconds(summary.wall_s)}")
-    out.append(f"\nfinal loss {fmt.number(summary.final_loss)}"
-               f"  val {fmt.number(summary.final_val_loss)}"
+    out.append(f"\n{train_loss_label(summary.loss_window)} {fmt.number(summary.final_loss)}"
+               f"\nval loss (last evaluation) {fmt.number(summary.final_val_loss)}"
                f"  best val {fmt.number(summary.best_val_loss)}")
     metric = summary.metric_name or "metric"
     out.append(f"\n{metric} {fmt.number(summary.metric, 3)}"

@@ -1,4 +1,4 @@
-"""RunsTable: past and current runs with status, steps, final loss, samples/s and duration; space marks."""
+"""RunsTable: past and current runs with status, steps, train loss, samples/s, duration and settings; space marks."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from tui_trainer.session import format as fmt
 STATUS_STYLE = {"completed": "green", "running": "bold green", "stopped": "yellow", "failed": "bold red",
                 "diverged": "bold red", "interrupted": "magenta"}
 MARK = "●"
-COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps"), ("loss", "loss"),
-           ("rate", "samp/s"), ("time", "time"))
+COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps"), ("loss", "train loss"),
+           ("rate", "samp/s"), ("time", "time"), ("strategy", "strategy"), ("precision", "precision"),
+           ("accumulate", "acc"), ("effective", "eff.batch"), ("lr", "lr"))
 
 
 class RunsTable(DataTable):
@@ -32,6 +33,7 @@ class RunsTable(DataTable):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.records: dict[str, RunRecord] = {}
         self.marked: list[str] = []
+        self.settings: dict = {}  # run id -> RunSettings, from the runs screen's loader
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -59,6 +61,7 @@ class RunsTable(DataTable):
             loss,
             fmt.rate(r.samples_per_s),
             fmt.seconds(r.wall_s),
+            *settings_cells(self.settings.get(r.run_id)),
         ]
 
     @property
@@ -86,3 +89,13 @@ class RunsTable(DataTable):
                 self.update_cell(dropped, "mark", Text(" "))
         self.update_cell(record.run_id, "mark", Text(MARK if record.run_id in self.marked else " ", "bold cyan"))
         self.move_cursor(row=self.cursor_row + 1)
+
+
+def settings_cells(settings) -> list[str]:
+    """The settings columns of one run: `ddp x2`, `bf16-mixed`, `4`, `256`, `0.001` ("-" when unknown)."""
+    if settings is None:
+        return ["-"] * 5
+    where = settings.strategy if settings.devices == "1" else f"{settings.strategy} x{settings.devices}"
+    if "," in settings.devices:
+        where = f"{settings.strategy} [{settings.devices}]"
+    return [where, settings.precision, str(settings.accumulate), str(settings.effective_batch), f"{settings.lr:g}"]

@@ -1,0 +1,160 @@
+"""The app's experiment parts: settings in the runs list, what differs in compare, the accelerator option."""
+
+from __future__ import annotations
+
+from tests.test_ui import choose, finished_run, make_app, pane, presets_dir, wait_for  # noqa: F401 (fixture)
+from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.runs import RunsScreen
+from tui_trainer.ui.widgets.runs_table import RunsTable
+
+
+async def test_runs_list_shows_settings_and_compare_lists_the_config_keys_that_differ(presets_dir, runs_dir):
+    slow = finished_run(runs_dir, "slow", 1e-3)
+    fast = finished_run(runs_dir, "fast", 1e-2)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[-5:] == ["strategy", "precision", "acc", "eff.batch", "lr"]
+        assert table.get_row(fast.name)[-5:] == ["cpu", "fp32", "1", "32", "0.01"]
+        assert table.get_row(slow.name)[-1] == "0.001"
+
+        await pilot.press("space", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.curves is not None,
+                       "the comparison")
+        compare = app.screen
+        assert [key for key, _ in compare.differences] == ["optimizer.lr"]
+        shown = str(compare.query_one("#compare-differs").render())
+        assert shown.startswith("differs: optimizer.lr ") and "0.01" in shown and "0.001" in shown
+        await pilot.press("escape", "escape", "q")
+
+
+async def test_options_offer_the_accelerator_so_cpu_model_parallel_is_picked_in_the_app(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = pane(app)
+        await choose(pilot, "strategy", "model-parallel")
+        assert not options.evaluated.runnable, "model-parallel on auto wants GPUs this machine lacks"
+        await choose(pilot, "accelerator", "cpu")
+        await wait_for(pilot, lambda: options.evaluated.runnable, "a runnable CPU model-parallel config")
+        config = options.evaluated.config
+        assert (config.strategy.name, config.strategy.accelerator) == ("model-parallel", "cpu")
+
+
+async def test_ctrl_s_asks_for_the_name_and_the_description_of_the_new_preset(presets_dir, runs_dir):
+    from tests.test_ui import type_number
+    from tui_trainer.config import load_config
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await type_number(pilot, "accumulate", "2")
+        await wait_for(pilot, lambda: pane(app).evaluated.config.train.accumulate == 2, "accumulate 2")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.query("#description"), "the save prompt")
+        suggested = app.screen.query_one("#description").value
+        assert "train.accumulate=2" in suggested, "the suggestion names what was changed"
+        await pilot.press("end", "ctrl+u", *"fast-cpu", "tab", "end", "ctrl+u", *"Diabetes, accumulate 2", "enter")
+        saved = presets_dir / "fast-cpu.toml"
+        await wait_for(pilot, saved.exists, "the preset file")
+        config = load_config(saved)
+        assert config.description == "Diabetes, accumulate 2" and config.train.accumulate == 2
+
+
+async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_dir, runs_dir):
+    from tui_trainer.ui.screens.run_dashboard import RunDashboard
+
+    quick = (presets_dir / "cpu-quick.toml").read_text().replace("epochs = 100 ", "max_steps = 15\nepochs = 100 ")
+    (presets_dir / "a-first.toml").write_text(quick.replace('accumulate = 1', 'accumulate = 2'))
+    (presets_dir / "b-second.toml").write_text(quick.replace('precision = "fp32"', 'precision = "bf16-mixed"'))
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("space", "j", "space", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
+        assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2  run ")
+        await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),
+                       "both queued runs to end", timeout=180)
+        assert [l.config.name for l in app.live.values()] == ["a-first", "b-second"]
+        assert all(l.state.status == "completed" for l in app.live.values())
+        assert isinstance(app.screen, RunDashboard) and app.screen.live.queue_label == "queue 2/2"
+        await pilot.press("escape", "escape", "r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        rows = {table.records[k].name: table.get_row(k) for k in table.records}
+        assert rows["a-first"][-5:-2] == ["cpu", "fp32", "2"] and rows["b-second"][-4] == "bf16-mixed"
+        await pilot.press("escape", "q")
+
+
+async def test_sweep_screen_fills_its_rows_and_saves_the_fastest_as_a_preset(presets_dir, runs_dir):
+    import json
+
+    from tui_trainer.config import load_config
+    from tui_trainer.ui.screens.sweep import SweepScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        sweep.query_one("#axis-train-precision").value = "fp32"
+        sweep.query_one("#axis-train-accumulate").value = "1,2"
+        sweep.query_one("#steps").value = "10"
+        sweep.query_one("#steps").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sweep.finished, "the sweep to finish", timeout=240)
+        table = sweep.query_one("#sweep-rows")
+        assert table.row_count == 2 and [r.status for r in sweep.rows] == ["completed", "completed"]
+        assert all(str(table.get_row(str(i))[-7]) == "completed" for i in range(2))
+        fastest = next(r for r in sweep.rows if r.fastest)
+        files = json.loads((sweep.directory / "sweep.json").read_text())
+        assert [r["run_id"] for r in files["rows"]] == [r.run_id for r in sweep.rows]
+        assert sweep.directory.parent == runs_dir.parent / "sweeps"
+
+        await pilot.press("f")
+        await wait_for(pilot, lambda: app.screen.query("#description"), "the save prompt")
+        assert "train.accumulate=" in app.screen.query_one("#description").value
+        await pilot.press("enter")
+        saved = presets_dir / "cpu-quick-swept.toml"
+        await wait_for(pilot, saved.exists, "the saved preset")
+        config = load_config(saved)
+        assert config.train.accumulate == dict(fastest.values)["train.accumulate"]
+        assert config.train.max_steps == 0, "the preset keeps its own length, not the sweep's"
+
+
+async def test_options_toggle_compile_and_tensorboard(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = pane(app)
+        assert options.evaluated.config.train.compile is False
+        await choose(pilot, "compile", "true")
+        await choose(pilot, "tensorboard", "true")
+        await wait_for(pilot, lambda: options.evaluated.config.logging.tensorboard, "tensorboard on")
+        config = options.evaluated.config
+        assert config.train.compile and config.logging.tensorboard and options.evaluated.runnable
+
+
+async def test_a_second_run_started_by_hand_trains_beside_the_first_and_the_app_says_so(presets_dir, runs_dir):
+    long = (presets_dir / "cpu-quick.toml").read_text().replace("epochs = 100 ", "epochs = 100000 ")
+    (presets_dir / "a-long.toml").write_text(long)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: len(app.active_runs) == 1, "the first run")
+        await pilot.press("escape", "enter")
+        await wait_for(pilot, lambda: len(app.active_runs) == 2, "both runs training")
+        assert any("2 runs are training side by side" in n.message for n in app._notifications)
+        await pilot.press("escape", "r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        table = app.screen.query_one(RunsTable)
+        assert len(table.records) == 2 and all(r.status in ("running", "starting") for r in table.records.values())
+        for live in app.live.values():
+            live.runner.stop()
+        await wait_for(pilot, lambda: not app.active_runs, "both runs stopped", timeout=120)
