@@ -418,7 +418,9 @@ async def test_gpu_list_and_dashboard_panels_with_fake_nvml(presets_dir, runs_di
     app = make_app(presets_dir, runs_dir, machine=TWO_GPUS, sampler=sampler)
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: len(app.machine_view.gpus) == 2, "two GPU samples")
-        await wait_for(pilot, lambda: "GPU 1" in str(app.screen.query_one(GpuList).render()), "both GPUs listed")
+        # The list names the GPUs at once ("reading..."), then shows their first samples.
+        await wait_for(pilot, lambda: str(app.screen.query_one(GpuList).render()).count("°C") == 2,
+                       "both GPUs listed with a sample")
         text = str(app.screen.query_one(GpuList).render())
         assert "GPU 0" in text and "GPU 1" in text and "A100" in text and "55°C" in text
         assert "no NVIDIA GPU" not in text
