@@ -65,3 +65,17 @@ def test_machine_reading_keeps_short_histories_and_skips_repeated_samples():
 
 def test_durations_read_the_same_in_the_headless_log_and_the_app():
     assert [fmt.seconds(s) for s in (None, float("nan"), 12.4, 185, 3720)] == ["?", "?", "12s", "3m05s", "1h02m"]
+
+
+def test_a_progress_line_names_its_rate_window_under_and_over_ten_seconds():
+    # A headless run's line once it has trained for more than the 10 s window, and early on.
+    from tui_trainer.cli.headless import _State
+    from tui_trainer.training.events import RunStarted, TrainProgress
+
+    state = _State()
+    state.update(RunStarted("r", "runs/r", "cpu", 1000, 10, 0, 32, 1, 753, 353))
+    for window, shown in ((10.0, "(last 10s)"), (0.94, "(last 0.9s)")):
+        state.update(TrainProgress(500, 49, (500,), (2.5,), 1e-3, 40_000.0, 12.0, 3.0, rate_window_s=window,
+                                   train_loss=2.5))
+        line = state.line()
+        assert f"40,000 samples/s {shown}" in line and line.startswith("step 500/1000"), line

@@ -157,7 +157,7 @@ class _State:
         if self.eval is not None:
             parts.append(f"val loss {self.eval.val_loss:.4g}")
             parts.append(f"{self.eval.metric_name} {self.eval.metric:.3f}")
-        window = f"{p.rate_window_s:.1f}s" if p.rate_window_s < 9.95 else format_seconds(p.rate_window_s)
+        window = fmt.window(p.rate_window_s)
         parts.append(f"{p.samples_per_s:,.0f} samples/s (last {window})")
         if p.scaler_scale is not None:
             parts.append(f"scale {p.scaler_scale:g} skipped {p.skipped_steps}")

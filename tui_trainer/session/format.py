@@ -58,3 +58,8 @@ def bar(fraction: float | None, width: int) -> str:
 def percent(value: float | None) -> str:
     """A percentage without decimals; "n/a" when unknown."""
     return "n/a" if value is None else f"{value:.0f}%"
+
+
+def window(span: float) -> str:
+    """The span a rate is measured over: "0.9s" under ten seconds, else as `seconds` writes it ("10s")."""
+    return f"{span:.1f}s" if span < 9.95 else seconds(span)

@@ -45,7 +45,7 @@ class RunProgress(Widget):
 
         second = Text(no_wrap=True, overflow="ellipsis")
         rate = p.samples_per_s if p is not None else (s.summary.samples_per_s if s.summary else None)
-        window = f" (last {fmt.seconds(p.rate_window_s)})" if p is not None and p.rate_window_s else ""
+        window = f" (last {fmt.window(p.rate_window_s)})" if p is not None and p.rate_window_s else ""
         second.append(f"{fmt.rate(rate)} samples/s{window}")
         if s.started is not None:
             second.append(f"  eff. batch {s.started.effective_batch}")
