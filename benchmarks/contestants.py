@@ -4,9 +4,11 @@
   its usual work on: an evaluation at each epoch end (and at `eval_every`), metrics.jsonl, the
   checkpoint at the end. Its clock runs from `RunStarted` to `RunFinished`, so all of that counts.
 - seed-style loop: `TensorDataset` + `DataLoader(shuffle=True)`, `loss.item()` every step.
-- best hand-written loop: the thread count an expert picks for the job (jobs.py), data on the
-  device once, batches sliced from a per-epoch permutation, the validation loss at each epoch end
-  (as tui-trainer and Lightning validate), losses kept on the device and read once per epoch.
+- best hand-written loop (the reference of every ratio): the thread count an expert picks for the
+  job (jobs.py), data on the device once, batches sliced from a per-epoch permutation, the fused
+  optimizer where torch has one for the device, the validation loss at each epoch end (as
+  tui-trainer and Lightning validate), losses kept on the device and read once per epoch.
+- best loop, unfused optimizer: the same loop with torch's default (for-each) optimizer.
 - Lightning: `lightning.Trainer` with the same module, fed a `DataLoader(shuffle=True)` as usual,
   validating each epoch like tui-trainer; no logger, progress bar or checkpoint callback (all
   cheaper for it), then one `save_checkpoint` at the end. Its clock runs from `on_train_start`
@@ -97,6 +99,12 @@ def _model_and_optimizer(config: RunConfig, data, device: torch.device, kit: Kit
     return model, optimizer
 
 
+def _can_fuse(device: torch.device) -> bool | None:
+    from tui_trainer.training.optim import fused_devices
+
+    return True if device.type in fused_devices() else None
+
+
 def _loss_fn(data):
     return F.cross_entropy if data.task == "classification" else F.mse_loss
 
@@ -107,18 +115,19 @@ def _sync(device: torch.device) -> None:
 
 
 # ------------------------------------------------------------------------------------------ the loops
-def best_loop(config: RunConfig, data, device: torch.device, fused: bool = False) -> dict:
+def best_loop(config: RunConfig, data, device: torch.device, fused: bool = True) -> dict:
     """Data on the device once; per-epoch permutation; the validation loss at each epoch end, as every
     run needs one; losses stay on the device, read once per epoch.
 
-    `fused`: the same loop with the optimizer's fused kernel (`fused=True`), as tui-trainer builds it.
+    `fused`: the optimizer's fused kernel (one kernel for every parameter), as an expert builds it where
+    torch has one for the device (CUDA; the CPU from torch 2.4); False: torch's default optimizer.
     """
     kit = Kit(config.train.precision, device)
     x_tr, y_tr, x_va, y_va = data.tensors
     x = x_tr.to(device, dtype=kit.param_dtype)
     y = y_tr.to(device)
     x_val, y_val = x_va.to(device, dtype=kit.param_dtype), y_va.to(device)
-    model, optimizer = _model_and_optimizer(config, data, device, kit, fused=True if fused else None)
+    model, optimizer = _model_and_optimizer(config, data, device, kit, fused=fused and _can_fuse(device))
     loss_fn = _loss_fn(data)
     batch = config.data.batch_size
     n = len(x)
@@ -291,7 +300,7 @@ def tui_trainer_run(config: RunConfig, scratch: Path, on_drain=None) -> dict:
     steps = summary.step - started.start_step
     samples = _samples(started.train_samples, config.data.batch_size * config.train.accumulate, steps)
     return {"seconds": seconds, "steps": steps, "samples": samples, "final_loss": summary.final_loss,
-            "engine_samples_per_s": summary.samples_per_s, "events": events}
+            "engine_samples_per_s": summary.samples_per_s, "events": events, "run_threads": runner.events.threads}
 
 
 class StampedQueue(queue.Queue):
@@ -301,11 +310,14 @@ class StampedQueue(queue.Queue):
         super().__init__()
         self.stamps: dict[str, float] = {}
         self.started = None  # the RunStarted event: steps per epoch, training samples
+        self.threads = None  # torch's intra-op threads, read in the training thread (where the run set them)
 
     def put(self, item, block=True, timeout=None):
         self.stamps.setdefault(type(item).__name__, time.perf_counter())
         if self.started is None and type(item).__name__ == "RunStarted":
             self.started = item
+        if self.threads is None and type(item).__name__ == "TrainProgress":
+            self.threads = torch.get_num_threads()
         super().put(item, block, timeout)
 
 

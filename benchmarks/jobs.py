@@ -25,7 +25,7 @@ class Job:
     device: str = "cpu"
     precision: str = "fp32"
     repeats: int = 3
-    contestants: tuple[str, ...] = ("tui-trainer", "best", "seed", "lightning", "best-fused")
+    contestants: tuple[str, ...] = ("tui-trainer", "best", "best-unfused", "seed", "lightning")
     extra: dict = field(default_factory=dict)
     best_threads: int = 0  # the best loop's torch threads, an expert's pick for the job (0: torch's default)
     best_threads_why: str = "torch's default (every physical core)"
@@ -47,7 +47,7 @@ def tiny(quick: bool) -> Job:
     return Job("tiny", f"tiny: diabetes MLP 10-16-32-1, batch 32, Adam, {epochs} epochs ({12 * epochs} steps)",
                str(ROOT / "presets" / "cpu-quick.toml"), (f"train.epochs={epochs}",),
                warmup_steps=36, repeats=1 if quick else 5,
-               contestants=("tui-trainer", "best", "best-default-threads", "seed", "lightning", "best-fused"),
+               contestants=("tui-trainer", "best", "best-default-threads", "best-unfused", "seed", "lightning"),
                best_threads=1, best_threads_why="1 thread, as a 753-parameter model on 32 samples has nothing "
                "to split across cores and a second thread's hand-offs cost more than they save (and collapse "
                "when another process wants the core); torch's default is the \"best loop, torch's default "

@@ -250,12 +250,14 @@ def _hidden_for(params: int, features: int = 64) -> int:
 
 
 def _point_job(params: int, batch: int, quick: bool) -> Job:
-    """Synthetic regression (64 features) on an MLP of ~`params` parameters, batch `batch`: ~2 s of training."""
+    """Synthetic regression (64 features) on an MLP of ~`params` parameters, batch `batch`: ~3 s of training
+    (at least 30 steps), so that a run's fixed costs (its first step, the final checkpoint) do not pass
+    for a per-step cost."""
     h = _hidden_for(params)
     real = h * h + 67 * h + 1
-    # about 6 x params x batch FLOPs a step at ~20 GFLOP/s, plus ~0.2 ms of a loop's own cost
-    step_s = 6 * real * batch / 2e10 + 2e-4
-    steps = 20 if quick else max(10, min(3_000, int(2.0 / step_s)))
+    # about 6 x params x batch FLOPs a step at ~40 GFLOP/s (2 cores), plus ~0.2 ms of a loop's own cost
+    step_s = 6 * real * batch / 4e10 + 2e-4
+    steps = 20 if quick else max(30, min(10_000, int(3.0 / step_s)))
     samples = max(batch * 50, 2_000)  # 40 steps an epoch: an evaluation every 40 steps, as every run does
     return Job(f"overhead-{params}-{batch}", f"MLP 64-{h}-{h}-1 ({real:,} parameters), batch {batch}",
                str(ROOT / "benchmarks" / "presets" / "bench-compute.toml"),

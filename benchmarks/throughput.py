@@ -6,7 +6,7 @@ from common import Section, alternating, get_worker, release, fmt, median, quiet
 from jobs import Job
 
 LABELS = {"tui-trainer": "tui-trainer", "best": "best hand-written loop", "seed": "seed-style loop",
-          "lightning": "PyTorch Lightning", "best-fused": "best loop + fused optimizer",
+          "lightning": "PyTorch Lightning", "best-unfused": "best loop, unfused optimizer",
           "best-default-threads": "best loop, torch's default threads"}
 
 
@@ -115,13 +115,14 @@ def section(job: Job, pool: Pool, log, contestants: list[str] | None = None, gpu
     if "lightning" in names:
         sec.notes.append("Lightning validates each epoch too (no logger, progress bar or checkpoint callback), "
                          "timed from on_train_start to on_train_end plus one save_checkpoint")
-    if "best-fused" in names:
-        sec.notes.append("tui-trainer builds its optimizer with fused=True where torch supports it; \"best loop + "
-                         "fused optimizer\" is the hand-written loop with that same choice, so tui-trainer's own "
-                         "cost shows against it, and the gain any loop gets from fusing shows against the best loop")
+    sec.notes.append("the best hand-written loop builds its optimizer with fused=True where torch has a fused "
+                     "kernel for the device (as tui-trainer does), so tui-trainer's own cost shows against it")
+    if "best-unfused" in names:
+        sec.notes.append("\"best loop, unfused optimizer\" is the same loop with torch's default optimizer: what "
+                         "fusing gains any loop")
     sec.notes.append("final loss: the mean training loss over the last epoch (each contestant shuffles with its "
                      "own generator, so the trajectories differ)")
-    sec.notes.append(f"threads: torch's intra-op threads during the run. The best hand-written loop (and its fused "
+    sec.notes.append(f"threads: torch's intra-op threads during the run. The best hand-written loop (and its unfused "
                      f"variant) uses what a PyTorch expert picks for this job: {job.best_threads_why}. "
                      "tui-trainer decides itself (train.threads = 0: 1 thread when parameters x batch is under 10^6, "
                      "torch's default above 10^8, measured in between); the seed-style loop, Lightning and "

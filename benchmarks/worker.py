@@ -53,7 +53,7 @@ def run(command: dict, scratch: Path) -> dict:
     # The best loop takes the thread count an expert picks for the job (jobs.py says which and why);
     # "best-default-threads", the seed-style loop and Lightning keep torch's default, as most loops do.
     # tui-trainer decides in its own training thread (train.threads = 0), so its worker is left alone.
-    expert = name in ("best", "best-fused") and job.get("best_threads")
+    expert = name in ("best", "best-unfused") and job.get("best_threads")
     if name != "tui-trainer":
         torch.set_num_threads(expert or _DEFAULT_THREADS[0])
     device = torch.device("cuda", 0) if job["device"] == "cuda" else torch.device("cpu")
@@ -62,8 +62,8 @@ def run(command: dict, scratch: Path) -> dict:
         if name == "tui-trainer":
             return c.tui_trainer_run(cfg, scratch)
         data = _data(job, cfg)
-        if name in ("best", "best-fused", "best-default-threads"):
-            return c.best_loop(cfg, data, device, fused=name == "best-fused")
+        if name in ("best", "best-unfused", "best-default-threads"):
+            return c.best_loop(cfg, data, device, fused=name != "best-unfused")
         if name == "seed":
             return c.seed_loop(cfg, data, device)
         if name == "lightning":
@@ -80,7 +80,8 @@ def run(command: dict, scratch: Path) -> dict:
         torch.cuda.reset_peak_memory_stats()
     result = once(config)
     result["rss_mib"] = c.peak_rss_mib()
-    result["threads"] = torch.get_num_threads()  # as the run left it (tui-trainer picks 1 for tiny steps)
+    # torch's threads during the run: tui-trainer's, as its training thread saw them (it picks its own)
+    result["threads"] = result.pop("run_threads", None) or torch.get_num_threads()
     if device.type == "cuda":
         result["gpu_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return result
