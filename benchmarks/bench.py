@@ -4,7 +4,9 @@
 
 Sections (all by default): throughput (the tiny and the compute-bound CPU jobs against a seed-style
 loop, the best hand-written loop and PyTorch Lightning), gpu (synthetic-large in every precision, when
-torch sees a GPU), ui (the app attached vs headless), startup (`--help`, the first frame),
+torch sees a GPU), ui (the app attached vs headless), startup (`--help`, the first frame), process
+(`tui-trainer run --headless` from exec to its first step and to exit, against the imports and the
+same job written by hand as one script),
 accumulation, ddp (gloo on the CPU), scale (memory over 10^6 steps, 1,000 runs listed, a 10^6-line
 metrics file plotted), overhead (the runner's per-step cost and memory against the best loop over model
 size 10^3..10^7, batch 8..4,096 and ddp 1 or 2 processes). `--only tiny` or `--only compute` runs one
@@ -29,12 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import jobs as J  # noqa: E402
+import process  # noqa: E402
 import scaling  # noqa: E402
 import throughput  # noqa: E402
 import ui  # noqa: E402
 from common import BENCH_DIR, QUIET, ROOT, Section, share_workers, machine_info, machine_line, markdown_table, verdict  # noqa: E402
 
-SECTIONS = ("throughput", "gpu", "ui", "startup", "accumulation", "ddp", "scale", "overhead")
+SECTIONS = ("throughput", "gpu", "ui", "startup", "process", "accumulation", "ddp", "scale", "overhead")
 PARTS = {"tiny": "throughput", "compute": "throughput"}  # one job of a section, alone: --only tiny
 
 
@@ -174,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
     if "startup" in wanted:
         run_section("startup", lambda: ui.startup(2 if quick else 5, log))
 
+    if "process" in wanted:
+        run_section("process", lambda: process.process(quick, log))
+
     if "accumulation" in wanted:
         run_section("accumulation", lambda: scaling.accumulation(compute, log))
 
@@ -288,6 +294,18 @@ def evaluate_targets(sections: list[Section], quick: bool) -> list[list[str]]:
                          + (", torch imported" if s.data.get("torch_loaded_at_first_frame") else ""), verdict(ok)])
         elif s.data.get("first_frame"):
             rows.append(["first frame under 1.0 s", s.data["first_frame"], "-"])
+    s = by.get("process")
+    if s and s.status == "ok":
+        first, imports = s.data.get("first_step_s"), s.data.get("imports_s")
+        if first and imports:
+            extra = sorted(first)[len(first) // 2] - sorted(imports)[len(imports) // 2]
+            rows.append(["whole process: exec to the first step within 0.30 s of `import torch, sklearn`",
+                         f"{extra:+.2f} s", verdict(extra <= 0.30)])
+        for key in sorted((k for k in s.data if k.startswith("epochs-")), key=lambda k: int(k.split("-")[1])):
+            ratio = s.data[key].get("ratio")
+            if ratio:
+                rows.append([f"whole process, default job {key.split('-')[1]} epochs: tui-trainer >= 1.00x the "
+                             "hand-written script", f"{ratio:.2f}x", verdict(ratio >= 1.0)])
     s = by.get("scale")
     if s:
         if s.data.get("memory_growth_mib") is not None:
