@@ -212,6 +212,40 @@ def test_a_checkpoint_of_an_unfused_optimizer_resumes_into_a_fused_one_with_a_gr
     assert int(optimizer.state[model.weight]["step"]) == 2 and not torch.equal(before, model.weight)
 
 
+def test_the_optimizer_steps_like_torchs_and_still_runs_step_hooks():
+    """build_optimizer's optimizer skips torch's per-step profiler scope, not its behaviour: the same
+    update as torch's own Adam, no gradient recorded in the step, and registered step hooks still run."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+from tui_trainer.config.schema import OptimizerConfig
+from tui_trainer.training.optim import build_optimizer
+torch.manual_seed(0)
+a, b = torch.nn.Linear(4, 2), torch.nn.Linear(4, 2)
+b.load_state_dict(a.state_dict())
+ours = build_optimizer(OptimizerConfig(name="adam", lr=1e-2), a.parameters())
+theirs = torch.optim.Adam(b.parameters(), lr=1e-2, fused=True)
+calls = []
+for step in range(3):
+    x = torch.randn(8, 4)
+    for model, optimizer in ((a, ours), (b, theirs)):
+        model(x).pow(2).mean().backward()
+        if step == 2 and optimizer is ours:
+            optimizer.register_step_pre_hook(lambda *args: calls.append("pre"))
+            optimizer.register_step_post_hook(lambda *args: calls.append("post"))
+        optimizer.step()
+        optimizer.zero_grad()
+same = all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+print("same", same, "grad", a.weight.requires_grad and a.weight.grad_fn is None, "calls", calls)
+"""
+    # A fresh interpreter: the hooks are registered on an optimizer class shared by the process.
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "same True grad True calls ['pre', 'post']" in out.stdout
+
+
 def test_r2_metric_matches_scikit_learn(runs_dir):
     from sklearn.metrics import r2_score
 

@@ -63,8 +63,13 @@ def _uncompiled(cls: type) -> type:
 
 
 def _no_grad_step(step):
-    """torch's `_use_grad_for_differentiable` without its torch.compile graph breaks."""
-    def wrapper(self, *args, **kwargs):
+    """torch's `_use_grad_for_differentiable` without its torch.compile graph breaks, and without the
+    profiler scope torch wraps every optimizer's step in (`Optimizer.profile_hook_step`: a
+    `record_function` a step, about 7% of a tiny CPU step) unless step hooks are registered, which
+    then run as torch runs them."""
+    from torch.optim import optimizer as torch_optimizer
+
+    def no_grad_step(self, *args, **kwargs):
         previous = torch.is_grad_enabled()
         try:
             torch.set_grad_enabled(self.defaults["differentiable"])
@@ -72,7 +77,17 @@ def _no_grad_step(step):
         finally:
             torch.set_grad_enabled(previous)
 
+    hooked_step = torch.optim.Optimizer.profile_hook_step(no_grad_step)
+    global_hooks = (getattr(torch_optimizer, "_global_optimizer_pre_hooks", {}),
+                    getattr(torch_optimizer, "_global_optimizer_post_hooks", {}))
+
+    def wrapper(self, *args, **kwargs):
+        if self._optimizer_step_pre_hooks or self._optimizer_step_post_hooks or any(global_hooks):
+            return hooked_step(self, *args, **kwargs)
+        return no_grad_step(self, *args, **kwargs)
+
     wrapper.__wrapped__ = step
+    wrapper.hooked = True  # Optimizer.__init__ leaves a step marked so as it is (_patch_step_function)
     wrapper.__name__, wrapper.__qualname__, wrapper.__doc__ = step.__name__, step.__qualname__, step.__doc__
     return wrapper
 
