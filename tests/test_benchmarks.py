@@ -20,6 +20,7 @@ SECTION_TITLES = {
     "throughput-compute": "## Throughput, compute-bound",
     "ui": "## UI overhead",
     "startup": "## Start-up",
+    "process": "## Whole processes",
     "accumulation": "## Gradient accumulation",
     "ddp": "## DDP on the CPU",
     "scale": "## Scale",
@@ -64,4 +65,8 @@ def test_quick_benchmark_prints_every_section_and_writes_json(tmp_path):
         assert figures["tui-trainer"]["steps"] == figures["best"]["steps"]  # equal work
         assert figures["tui-trainer"]["samples_per_s"] > 0 and figures["best"]["vs_best"] == 1.0
     assert sections["scale"]["data"]["memory_growth_mib"] is not None
+    process = sections["process"]["data"]
+    assert process["first_step_s"] and process["imports_s"]  # measured, from real processes
+    whole_runs = [figures for key, figures in process.items() if key.startswith("epochs-")]
+    assert whole_runs and all(figures["ratio"] for figures in whole_runs)
     assert data["targets"], "the targets table is empty"
