@@ -32,7 +32,7 @@ from tui_trainer.hardware import (
     read_torch_memory,
     resolve_visible,
 )
-from tui_trainer.hardware.machine import detect_machine, machine_from_inventory
+from tui_trainer.hardware.machine import machine_from_inventory
 
 
 def _nvml_library_present() -> bool:
