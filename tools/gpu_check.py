@@ -47,7 +47,8 @@ class Case:
     preset: str
     overrides: list[str]
     cpu: list[str] | None
-    kind: str = "long"  # long: stopped while training; complete: runs to its end; resume: resumes a case
+    kind: str = "long"  # long: stopped while training; complete: runs to its end; resume: resumes a case;
+    # sweep: `tui-trainer sweep` over `overrides` (its arguments), its table copied into the report
     gpus: int = 1
     note: str = ""
     compare: bool = False  # sample NVML beside nvidia-smi while it trains
@@ -85,6 +86,13 @@ def cases() -> list[Case]:
         Case("ddp 2 processes", "ddp-bf16-accum4", LONG,
              [*LONG, *SMALL, "strategy.devices=2", "strategy.accelerator=cpu", "train.precision=fp32"], gpus=2,
              note="the cross-rank all-reduce (nccl on GPUs, gloo in the CPU stand-in)"),
+        Case("sweep precision x accumulate x batch", "synthetic-large",
+             ["--grid", "train.precision=fp32,bf16-mixed", "--grid", "train.accumulate=1,4",
+              "--grid", "data.batch_size=1024,4096", "--steps", "200"],
+             ["--grid", "train.precision=fp32,bf16-mixed", "--grid", "train.accumulate=1,2",
+              "--grid", "data.batch_size=128,256", "--steps", "20", *[a for o in SMALL for a in ("--set", o)],
+              "--set", "strategy.name=cpu", "--set", "strategy.devices=1"],
+             kind="sweep", note="issue 14's GPU sweep: each row a real run of 200 steps (the first 20 untimed)"),
     ]
     return out
 
@@ -348,9 +356,48 @@ def complete_case(case: Case, args_: list[str], case_dir: Path, bounds: Bounds) 
     return result
 
 
-def run_case(case: Case, work: Path, bounds: Bounds, gpu: bool, done: dict[str, Path]) -> Result:
+def sweep_case(case: Case, args_: list[str], case_dir: Path, bounds: Bounds, timeout: float) -> Result:
+    """`tui-trainer sweep` to its end; every row of its sweep.json becomes a check line of the report."""
+    result = Result(case.label, note=case.note)
+    argv = ["sweep", case.preset, *args_, "--headless", "--runs-dir", str(case_dir / "runs"),
+            "--sweeps-dir", str(case_dir / "sweeps")]
+    run = Run(argv, case_dir)
+    try:
+        code = run.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        run.kill()
+        code = None
+    found = sorted(case_dir.glob("sweeps/*/sweep.json"))
+    rows = json.loads(found[-1].read_text()).get("rows", []) if found else []
+    for row in rows:
+        values = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in row.get("values", {}).items())
+        rate = f"{row['samples_per_s']:,.0f} samples/s" if row.get("samples_per_s") else "-"
+        step = f"{row['step_ms']:.2f} ms/step" if row.get("step_ms") else "-"
+        peak = row.get("peak_memory_mib")
+        peak = ", ".join(f"{v:,.0f}" for v in peak.values()) if isinstance(peak, dict) else (
+            f"{peak:,.0f}" if isinstance(peak, (int, float)) else "-")
+        marks = " ".join(m for m, on in (("fastest", row.get("fastest")), ("lowest memory", row.get("lowest_memory")))
+                         if on)
+        result.checks.append(f"{'ok' if row.get('status') == 'completed' else 'FAIL'} {values}: {row.get('status')} "
+                             f"{rate}, {step}, peak {peak} MiB, loss {row.get('final_loss')} {marks}"
+                             + (f" ({row['reason']})" if row.get("reason") else ""))
+    if code is None:
+        result.status, result.error = "failed", f"did not end within {timeout:.0f} s"
+    elif code != 0 or not rows:
+        result.status, result.error = "failed", f"exit {code}, {len(rows)} rows"
+    else:
+        result.status = "completed"
+        fastest = next((r for r in rows if r.get("fastest")), None)
+        result.samples_per_s = fastest.get("samples_per_s") if fastest else None
+    return result
+
+
+def run_case(case: Case, work: Path, bounds: Bounds, gpu: bool, done: dict[str, Path],
+             left: float = 300.0) -> Result:
     case_dir = work / case.label.replace(" ", "_").replace(",", "")
     overrides = case.overrides if gpu else case.cpu
+    if case.kind == "sweep":
+        return sweep_case(case, overrides, case_dir, bounds, max(30.0, left - 10))
     if case.kind == "resume":
         previous = done.get(case.resumes)
         if previous is None:
@@ -428,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             if not gpu and case.cpu is not None:
                 seen_stand_ins[(case.preset, *case.cpu)] = case.label
             try:
-                result = run_case(case, work, bounds, gpu, done)
+                result = run_case(case, work, bounds, gpu, done, left)
             except Exception as exc:  # one broken case never stops the check
                 result = Result(case.label, "failed", error=f"{type(exc).__name__}: {exc}", note=case.note)
         result.seconds = time.monotonic() - clock
