@@ -35,6 +35,9 @@ def test_gpu_check_dry_run_walks_every_case_and_writes_the_report_as_it_goes(tmp
     assert rows["model-parallel 2 stages on GPU 0"] == "stopped"
     assert rows["cpu tiny diabetes fp32"] == "completed"
     assert rows["dp GPUs 0,1 fp16"] == "no CPU stand-in"
+    assert rows["sweep precision x accumulate x batch"] == "completed"
+    sweep_rows = [line for line in report.splitlines() if line.startswith("|  | ok precision=")]
+    assert len(sweep_rows) == 8 and sum("fastest" in line for line in sweep_rows) == 1  # the sweep's table
     assert "FAIL" not in report
     assert "cross-rank all-reduce" in report and "copy of activations between GPUs" in report
     assert "whole check:" in report
