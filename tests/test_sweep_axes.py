@@ -1,4 +1,4 @@
-"""The sweep screen's axes without an app: the values offered for a preset, marked for this machine, and the grid picked."""
+"""The sweep screen's axes without an app: values offered for a preset, marked for this machine; the grid picked."""
 
 from __future__ import annotations
 

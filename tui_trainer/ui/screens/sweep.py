@@ -1,4 +1,4 @@
-"""The sweep screen: axes and values picked from lists, rows filling a table as runs complete, best rows saved as presets.
+"""The sweep screen: axes and values picked from lists, rows filling a table as runs complete, best rows saved.
 
 The values each axis offers, and why this machine cannot run some of them, come from `session.sweep_axes`.
 The sweep itself is `runs.sweep` (the same as `tui-trainer sweep`): planned here, run in a thread worker,
@@ -52,7 +52,7 @@ class AxisList(SelectionList[str]):
 
 
 class SweepScreen(Screen):
-    """Pick each axis's values with `space` (`tab` between axes), `enter` starts; `f` saves the fastest row, `s` the highlighted."""
+    """Pick values with `space` (`tab`: next axis), `enter` starts; `f`/`s` save the fastest/highlighted row."""
 
     BINDINGS = [
         Binding("f", "save_fastest", "Save fastest"),
@@ -101,7 +101,8 @@ class SweepScreen(Screen):
         self.offers = {o.key: o for o in offers}
         with Horizontal(id="sweep-axes"):
             for offer in offers:
-                with Vertical(classes="axis" + (" -named" if offer.key in ("train.precision", "strategy.name") else "")):
+                named = offer.key in ("train.precision", "strategy.name")  # long names: wider columns
+                with Vertical(classes="axis -named" if named else "axis"):
                     yield Label(offer.label)
                     yield AxisList(offer)
                     if offer.typed:
@@ -169,7 +170,7 @@ class SweepScreen(Screen):
                       + ("; type another below, enter adds it" if axis.offer.typed else ""))
 
     def add_typed(self, field: Input) -> None:
-        """Add the value typed under an axis's list, picked; a one-line message when it is not a positive whole number."""
+        """Add the value typed under an axis's list, picked; one line says why when it is no positive whole number."""
         axis = field.parent.query_one(AxisList)
         try:
             choice = sweep_axes.typed_value(axis.offer, field.value, self.entry.config, self.app.machine)
@@ -225,6 +226,7 @@ class SweepScreen(Screen):
         self.rows = list(plan.rows)
         for widget in self.query("#sweep-axes AxisList, #sweep-axes Input, .settings Input"):
             widget.disabled = True  # the plan is made: changes would mean nothing
+        self.query_one("#sweep-hint").display = False  # its two lines go to the table
         table = self.query_one(DataTable)
         keys = list(dict.fromkeys(k for r in plan.rows for k, _ in r.values))
         for key in keys:
