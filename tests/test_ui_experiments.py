@@ -90,9 +90,24 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await pilot.press("escape", "q")
 
 
-async def test_sweep_screen_fills_its_rows_and_saves_the_fastest_as_a_preset(presets_dir, runs_dir):
+async def pick(pilot, axis_id: str, *values: str) -> None:
+    """Tab to an axis's list and toggle these values with the arrows and space, as a user would."""
+    from tests.test_ui import tab_to
+
+    await tab_to(pilot, axis_id)
+    axis = pilot.app.focused
+    for value in values:
+        target = [axis.get_option_at_index(i).value for i in range(axis.option_count)].index(value)
+        while axis.highlighted != target:
+            await pilot.press("down" if (axis.highlighted or 0) < target else "up")
+        await pilot.press("space")
+
+
+async def test_sweep_screen_picks_values_by_keyboard_fills_its_rows_and_saves_the_fastest_as_a_preset(
+        presets_dir, runs_dir):
     import json
 
+    from tests.test_ui import tab_to
     from tui_trainer.config import load_config
     from tui_trainer.ui.screens.sweep import SweepScreen
 
@@ -102,15 +117,32 @@ async def test_sweep_screen_fills_its_rows_and_saves_the_fastest_as_a_preset(pre
         await pilot.press("w")
         await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
         sweep = app.screen
-        sweep.query_one("#axis-train-precision").value = "fp32"
-        sweep.query_one("#axis-train-accumulate").value = "1,2"
-        sweep.query_one("#steps").value = "10"
-        sweep.query_one("#steps").focus()
+        count = sweep.query_one("#sweep-count")
+        assert str(count.render()) == "0 axes, 1 run of 100 steps", "each axis starts at the preset's value"
+        await pick(pilot, "axis-train-precision", "bf16-mixed")
+        await pick(pilot, "axis-strategy-name", "single")
+        assert "no usable GPU" in str(sweep.query_one("#sweep-hint").render()), "the reason beside the value"
+        await pick(pilot, "axis-train-accumulate", "2")
+        assert sweep.picked()["train.precision"] == ("fp32", "bf16-mixed")
+        assert str(count.render()) == "3 axes, 8 runs of 100 steps (4 with a ✗ value: skipped)"
+        await tab_to(pilot, "steps")
+        await pilot.press("end", "ctrl+u", *"10")
+        assert str(count.render()).startswith("3 axes, 8 runs of 10 steps")
+        await tab_to(pilot, "axis-train-compile")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: sweep.finished, "the sweep to finish", timeout=240)
+        await wait_for(pilot, lambda: sum(r.status == "completed" for r in sweep.rows) == 4,
+                       "four completed rows", timeout=400)
+        await wait_for(pilot, lambda: sweep.finished, "the sweep to finish")
         table = sweep.query_one("#sweep-rows")
-        assert table.row_count == 2 and [r.status for r in sweep.rows] == ["completed", "completed"]
-        assert all(str(table.get_row(str(i))[-7]) == "completed" for i in range(2))
+        assert table.row_count == 8
+        completed = [r for r in sweep.rows if r.status == "completed"]
+        assert {(dict(r.values)["train.precision"], dict(r.values)["train.accumulate"]) for r in completed} == {
+            ("fp32", 1), ("fp32", 2), ("bf16-mixed", 1), ("bf16-mixed", 2)}
+        skipped = [r for r in sweep.rows if r.status == "skipped"]
+        assert len(skipped) == 4 and all(dict(r.values)["strategy.name"] == "single" for r in skipped)
+        assert all("no usable GPU" in r.reason for r in skipped)
+        statuses = [str(table.get_row(str(i))[-7]) for i in range(8)]
+        assert statuses.count("completed") == 4 and statuses.count("skipped") == 4
         fastest = next(r for r in sweep.rows if r.fastest)
         files = json.loads((sweep.directory / "sweep.json").read_text())
         assert [r["run_id"] for r in files["rows"]] == [r.run_id for r in sweep.rows]
@@ -119,12 +151,43 @@ async def test_sweep_screen_fills_its_rows_and_saves_the_fastest_as_a_preset(pre
         await pilot.press("f")
         await wait_for(pilot, lambda: app.screen.query("#description"), "the save prompt")
         assert "train.accumulate=" in app.screen.query_one("#description").value
-        await pilot.press("enter")
-        saved = presets_dir / "cpu-quick-swept.toml"
+        await pilot.press("end", "ctrl+u", *"fastest-cpu", "tab", "end", "ctrl+u", *"the sweep's fastest", "enter")
+        saved = presets_dir / "fastest-cpu.toml"
         await wait_for(pilot, saved.exists, "the saved preset")
         config = load_config(saved)
-        assert config.train.accumulate == dict(fastest.values)["train.accumulate"]
+        values = dict(fastest.values)
+        assert config.description == "the sweep's fastest"
+        assert (config.train.precision, config.train.accumulate) == (values["train.precision"],
+                                                                     values["train.accumulate"])
+        assert config.strategy.name == "cpu"
         assert config.train.max_steps == 0, "the preset keeps its own length, not the sweep's"
+
+
+async def test_sweep_screen_takes_a_typed_batch_size_and_fits_an_80x24_terminal(presets_dir, runs_dir):
+    from tests.test_ui import tab_to
+    from tui_trainer.ui.screens.sweep import SweepScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        await tab_to(pilot, "more-data-batch_size")
+        await pilot.press("0", "enter")
+        hint = sweep.query_one("#sweep-hint")
+        assert str(hint.render()).strip() == "✗ batch size: expected a positive whole number, got '0'"
+        await pilot.press("backspace", *"48", "enter")
+        assert sweep.picked()["data.batch_size"] == ("32", "48")
+        assert str(sweep.query_one("#sweep-count").render()) == "1 axis, 2 runs of 100 steps"
+
+        await pilot.pause()
+        for selector in ("#axis-train-precision", "#axis-strategy-name", "#axis-train-accumulate",
+                         "#axis-data-batch_size", "#axis-train-compile", "#sweep-rows", "#sweep-count", "#steps"):
+            region = sweep.query_one(selector).region
+            assert region.height > 0 and region.width > 0 and region.bottom <= 23, f"{selector} is visible"
+        assert sweep.query_one("#sweep-rows").region.height >= 5, "room for the table"
+        await pilot.press("escape", "q")
 
 
 async def test_options_toggle_compile_and_tensorboard(presets_dir, runs_dir):

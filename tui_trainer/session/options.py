@@ -101,8 +101,9 @@ def evaluate(base: RunConfig, values: dict[str, str], machine: Machine) -> Evalu
     return Evaluated(config, _lines(problems), _keys(problems))
 
 
-def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Machine) -> list[Choice]:
-    """Every value of a choice option, each with the reason this machine cannot run it (if any).
+def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Machine,
+                 candidates: tuple[str, ...] | None = None) -> list[Choice]:
+    """Every value of a choice option (or the `candidates` given), each with the reason this machine cannot run it.
 
     A value is judged with the other options as they are now. Its reason is a problem of that option
     itself, else a problem that choosing it brings (dp with one device); problems the current options
@@ -110,7 +111,7 @@ def mark_choices(base: RunConfig, values: dict[str, str], key: str, machine: Mac
     """
     before = set(evaluate(base, values, machine).problems)
     out = []
-    for value in CHOICES[key]:
+    for value in CHOICES[key] if candidates is None else candidates:
         problems = [p for p in evaluate(base, {**values, key: value}, machine).problems if p not in before]
         own = [p for p in problems if p.startswith(f"{FIELDS[key]} = ")]
         reasons = own or problems

@@ -23,7 +23,18 @@ Launch
   tab           to the options: enter/space opens a choice, digits edit a
                 number, space picks a GPU id (on GPU machines)
   ctrl+s        save the options as a new preset file
+  w             sweep the highlighted preset
   r             runs          escape   back to the presets
+
+Sweep
+  tab           next axis (precision, strategy, accumulate, batch size,
+                compile), then the steps and effective batch fields
+  up/down       move along a list      space   pick or drop a value
+                (* marks the preset's own value, picked at first)
+  digits enter  under accumulate or batch size: add that value, picked
+  enter         start (one run per combination of the picked values)
+  f, s          save the fastest / the highlighted row as a preset
+  escape        stop the sweep and go back
 
 Run dashboard
   x             stop (after the current step; a checkpoint is written)

@@ -1,5 +1,6 @@
-"""The sweep screen: axes typed as comma lists, rows filling a table as runs complete, best rows saved as presets.
+"""The sweep screen: axes and values picked from lists, rows filling a table as runs complete, best rows saved.
 
+The values each axis offers, and why this machine cannot run some of them, come from `session.sweep_axes`.
 The sweep itself is `runs.sweep` (the same as `tui-trainer sweep`): planned here, run in a thread worker,
 each row a real run in its own worker process.
 """
@@ -11,26 +12,47 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
 
 from tui_trainer.config import ConfigError, PresetEntry, load_config, save_preset
+from tui_trainer.session import sweep_axes
 from tui_trainer.session.run_state import LossCurve
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.loss_sparkline import LossSparkline
 
-# The axes offered (key -> label); an empty field leaves the key as the preset has it.
-AXES = (("train.precision", "precision"), ("train.accumulate", "accumulate"), ("data.batch_size", "batch size"),
-        ("strategy.name", "strategy"))
 STATUS_STYLE = {"completed": "green", "skipped": "yellow", "failed": "bold red", "running": "bold cyan"}
 
 
+def value_label(offer: sweep_axes.AxisOffer, choice) -> Text:
+    """`fp16-mixed  ✗ needs a CUDA GPU` for a value this machine cannot run; the value (compile: off/on) otherwise."""
+    shown = sweep_axes.SHOWN.get(choice.value, choice.value) if offer.key == "train.compile" else choice.value
+    if choice.value == offer.preset:
+        shown += " *"  # the preset's own value
+    if not choice.reason:
+        return Text(shown)
+    return Text.assemble(shown, ("  ✗ " + choice.reason, "red"))
+
+
+class AxisList(SelectionList[str]):
+    """One axis's values: `space` picks, `enter` starts the sweep."""
+
+    BINDINGS = [Binding("enter", "screen.start", "Start")]
+
+    def __init__(self, offer: sweep_axes.AxisOffer):
+        super().__init__(*(Selection(value_label(offer, c), c.value, c.value == offer.preset) for c in offer.choices),
+                         id=f"axis-{offer.key.replace('.', '-')}", compact=True)
+        self.offer = offer
+
+
 class SweepScreen(Screen):
-    """Type each axis's values (`fp32,bf16-mixed`), enter starts; `f` saves the fastest row, `s` the highlighted."""
+    """Pick values with `space` (`tab`: next axis), `enter` starts; `f`/`s` save the fastest/highlighted row."""
 
     BINDINGS = [
         Binding("f", "save_fastest", "Save fastest"),
@@ -41,9 +63,19 @@ class SweepScreen(Screen):
     DEFAULT_CSS = """
     SweepScreen { layout: vertical; }
     SweepScreen #sweep-title { height: 1; padding: 0 1; background: $primary-darken-2; text-style: bold; }
-    SweepScreen .axis { height: 1; }
-    SweepScreen .axis > Label { width: 16; padding: 0 1; }
-    SweepScreen .axis > Input { width: 1fr; }
+    SweepScreen #sweep-axes { height: 6; }
+    SweepScreen .axis { width: 1fr; height: 100%; padding: 0 1 0 0; }
+    SweepScreen .axis.-named { width: 2fr; }
+    SweepScreen .axis > Label { height: 1; color: $text-muted; }
+    SweepScreen .axis > AxisList { height: 1fr; }
+    SweepScreen .axis > Input { height: 1; }
+    SweepScreen .axis > Input.-invalid { color: $error; }
+    SweepScreen #sweep-hint { height: 2; padding: 0 1; color: $text-muted; }
+    SweepScreen #sweep-hint.-error { color: $error; }
+    SweepScreen .settings { height: 1; }
+    SweepScreen .settings > Label { width: auto; padding: 0 1; }
+    SweepScreen .settings > Input { width: 10; }
+    SweepScreen #sweep-count { height: 1; padding: 0 1; text-style: bold; }
     SweepScreen #sweep-rows { height: 1fr; }
     SweepScreen #sweep-status { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
     """
@@ -59,40 +91,126 @@ class SweepScreen(Screen):
         self.directory: Path | None = None
         self.stop = threading.Event()
         self.losses: list[float] = []
+        self.offers: dict[str, sweep_axes.AxisOffer] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static(f"sweep {self.entry.name}: values separated by commas; enter starts", id="sweep-title",
-                     markup=False)
+        yield Static(f"sweep {self.entry.name}: space picks (* the preset's), tab next axis, enter starts",
+                     id="sweep-title", markup=False)
         config = self.entry.config
-        defaults = {"train.precision": "fp32,bf16-mixed", "train.accumulate": "1,2",
-                    "data.batch_size": str(config.data.batch_size) if config else "", "strategy.name": ""}
-        for key, label in AXES:
-            with Horizontal(classes="axis"):
-                yield Label(label)
-                yield Input(defaults[key], id=f"axis-{key.replace('.', '-')}", compact=True)
-        with Horizontal(classes="axis"):
+        offers = sweep_axes.offer_axes(config, self.app.machine) if config is not None else ()
+        self.offers = {o.key: o for o in offers}
+        with Horizontal(id="sweep-axes"):
+            for offer in offers:
+                named = offer.key in ("train.precision", "strategy.name")  # long names: wider columns
+                with Vertical(classes="axis -named" if named else "axis"):
+                    yield Label(offer.label)
+                    yield AxisList(offer)
+                    if offer.typed:
+                        yield Input(id=f"more-{offer.key.replace('.', '-')}", classes="more", placeholder="+ type",
+                                    type="integer", compact=True)
+        yield Static("", id="sweep-hint", markup=False)
+        with Horizontal(classes="settings"):
             yield Label("steps")
             yield Input("100", id="steps", type="integer", compact=True)
-        with Horizontal(classes="axis"):
             yield Label("effective batch")
             yield Input("", id="effective", type="integer", placeholder="blank: off", compact=True)
+        yield Static("", id="sweep-count", markup=False)
         yield DataTable(id="sweep-rows", cursor_type="row", zebra_stripes=True)
         yield LossSparkline("train loss of the current row", id="sweep-loss")
         yield Static("", id="sweep-status", markup=False)
         yield Footer()
 
+    def on_mount(self) -> None:
+        self.count()
+
+    # ---------------------------------------------------------------- pick
+    def picked(self) -> dict[str, tuple[str, ...]]:
+        """Each axis's picked values, in the order shown."""
+        out = {}
+        for axis in self.query(AxisList):
+            chosen = set(axis.selected)
+            out[axis.offer.key] = tuple(c.value for c in axis.offer.choices if c.value in chosen)
+        return out
+
+    def count(self) -> sweep_axes.SweepPick:
+        """Show how many runs the picked values make."""
+        pick = sweep_axes.pick(tuple(self.offers.values()), self.picked())
+        self.query_one("#sweep-count", Static).update(pick.summary(self.query_one("#steps", Input).value))
+        return pick
+
+    def hint(self, text: str, error: bool = False) -> None:
+        hint = self.query_one("#sweep-hint", Static)
+        hint.update(text)
+        hint.set_class(error, "-error")
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged) -> None:
+        event.stop()
+        self.count()
+
+    def on_selection_list_selection_highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
+        event.stop()
+        axis = event.selection_list
+        if isinstance(axis, AxisList) and axis.has_focus:
+            self.explain(axis)
+
+    def on_descendant_focus(self, event) -> None:
+        if isinstance(event.widget, AxisList):
+            self.explain(event.widget)
+
+    def explain(self, axis: AxisList) -> None:
+        """Say why this machine cannot run the highlighted value (it may still be picked: its rows are skipped)."""
+        if axis.highlighted is None:
+            return
+        value = axis.get_option_at_index(axis.highlighted).value
+        reason = next((c.reason for c in axis.offer.choices if c.value == value), "")
+        if reason:
+            self.hint(f"✗ {axis.offer.label} {value}: {reason}; may be picked: its runs are listed skipped")
+        else:
+            self.hint(f"{axis.offer.label}: space picks or drops the highlighted value"
+                      + ("; type another below, enter adds it" if axis.offer.typed else ""))
+
+    def add_typed(self, field: Input) -> None:
+        """Add the value typed under an axis's list, picked; one line says why when it is no positive whole number."""
+        axis = field.parent.query_one(AxisList)
+        try:
+            choice = sweep_axes.typed_value(axis.offer, field.value, self.entry.config, self.app.machine)
+        except ValueError as exc:
+            field.add_class("-invalid")
+            self.hint(f"✗ {exc}", error=True)
+            return
+        field.remove_class("-invalid")
+        field.value = ""
+        offer = axis.offer.with_choice(choice)
+        if offer is not axis.offer:
+            axis.offer = self.offers[offer.key] = offer
+            position = [c.value for c in offer.choices].index(choice.value)
+            picked = set(axis.selected)
+            axis.clear_options()
+            axis.add_options([Selection(value_label(offer, c), c.value, c.value in picked) for c in offer.choices])
+            axis.highlighted = position
+        axis.select(choice.value)
+        self.hint(f"{axis.offer.label} {choice.value} added" + (f": ✗ {choice.reason}" if choice.reason else ""),
+                  error=bool(choice.reason))
+        self.count()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "steps":
+            self.count()
+
     # --------------------------------------------------------------- start
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if self.plan is not None:
+        if event.input.has_class("more"):
+            self.add_typed(event.input)
+        else:
+            self.action_start()
+
+    def action_start(self) -> None:
+        if self.plan is not None or self.entry.config is None:
             return
         from tui_trainer.runs.sweep import parse_grid, plan_sweep
 
-        grid = []
-        for key, _ in AXES:
-            text = self.query_one(f"#axis-{key.replace('.', '-')}", Input).value.strip()
-            if text:
-                grid.append(f"{key}={text}")
+        grid = list(self.count().grid)
         steps = self.query_one("#steps", Input).value.strip()
         effective = self.query_one("#effective", Input).value.strip()
         try:
@@ -106,6 +224,9 @@ class SweepScreen(Screen):
             return
         self.plan = plan
         self.rows = list(plan.rows)
+        for widget in self.query("#sweep-axes AxisList, #sweep-axes Input, .settings Input"):
+            widget.disabled = True  # the plan is made: changes would mean nothing
+        self.query_one("#sweep-hint").display = False  # its two lines go to the table
         table = self.query_one(DataTable)
         keys = list(dict.fromkeys(k for r in plan.rows for k, _ in r.values))
         for key in keys:
