@@ -1,0 +1,98 @@
+"""The app's housekeeping: deleting runs from the Runs screen, a queue that stops at a failure, quitting
+while a sweep trains. Real runs, real files; every wait polls a condition a user would see."""
+
+from __future__ import annotations
+
+from tests.test_ui import finished_run, make_app, presets_dir, wait_for  # noqa: F401 (fixture)
+from tui_trainer.runs.liveness import RunLock, write_heartbeat
+from tui_trainer.ui.screens.confirm_delete import ConfirmDeleteScreen
+from tui_trainer.ui.screens.run_detail import RunDetailScreen
+from tui_trainer.ui.screens.runs import RunsScreen
+from tui_trainer.ui.widgets.runs_table import RunsTable
+
+
+async def open_runs(pilot, app) -> RunsTable:
+    await pilot.press("r")
+    await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+    return app.screen.query_one(RunsTable)
+
+
+async def move_to(pilot, table: RunsTable, run_id: str) -> None:
+    table.move_cursor(row=table.get_row_index(run_id))
+    await wait_for(pilot, lambda: table.current is not None and table.current.run_id == run_id, f"cursor on {run_id}")
+
+
+def said(app) -> str:
+    return str(app.screen.query_one("#runs-said").render())
+
+
+async def test_d_deletes_the_marked_runs_after_confirmation_and_keeps_a_live_one(presets_dir, runs_dir):
+    done = finished_run(runs_dir, "done", 1e-3)
+    busy = finished_run(runs_dir, "busy", 1e-3)
+    lock = RunLock.acquire(busy)  # this process owns `busy` now, as a training process would
+    write_heartbeat(busy)
+    app = make_app(presets_dir, runs_dir)
+    try:
+        async with app.run_test(size=(100, 32)) as pilot:
+            await pilot.pause()
+            table = await open_runs(pilot, app)
+            runs = app.screen
+            for run_id in (done.name, busy.name):
+                await move_to(pilot, table, run_id)
+                await pilot.press("space")
+            assert table.marked == [done.name, busy.name]
+
+            await pilot.press("d")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDeleteScreen), "the confirmation")
+            modal = app.screen
+            assert [r.run_id for r in modal.doomed] == [done.name] and [r.run_id for r in modal.live] == [busy.name]
+            assert "delete 1 run?" in str(modal.query_one("#delete-question").render())
+            assert done.name in str(modal.query_one("#delete-runs").render())
+            kept = str(modal.query_one("#delete-kept").render())
+            assert "still training" in kept and busy.name in kept
+
+            await pilot.press("y")
+            await wait_for(pilot, lambda: not done.exists() and set(table.records) == {busy.name},
+                           "the deleted run gone from disk and from the list")
+            assert app.screen is runs and busy.exists()
+            assert said(app) == f"deleted 1 run; kept 1 live run: {busy.name} (stop it first)"
+            await pilot.press("escape", "q")
+    finally:
+        lock.release()
+
+
+async def test_cancelling_the_deletion_deletes_nothing(presets_dir, runs_dir):
+    run = finished_run(runs_dir, "keep-me", 1e-3)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        table = await open_runs(pilot, app)
+        await pilot.press("d")  # nothing marked: the highlighted run
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDeleteScreen), "the confirmation")
+        assert [r.run_id for r in app.screen.doomed] == [run.name]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), "back on the list")
+        assert said(app) == "nothing deleted"
+        assert run.exists() and set(table.records) == {run.name}
+        await pilot.press("escape", "q")
+
+
+async def test_d_on_a_run_detail_deletes_it_and_returns_to_the_list(presets_dir, runs_dir):
+    gone = finished_run(runs_dir, "gone", 1e-3)
+    stays = finished_run(runs_dir, "stays", 1e-3)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        table = await open_runs(pilot, app)
+        runs = app.screen
+        await move_to(pilot, table, gone.name)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDetailScreen), "the run's detail")
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDeleteScreen), "the confirmation")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is runs and set(table.records) == {stays.name},
+                       "the list without the deleted run")
+        assert not gone.exists() and stays.exists()
+        assert said(app) == "deleted 1 run"
+        await pilot.press("escape", "q")
