@@ -96,3 +96,52 @@ async def test_d_on_a_run_detail_deletes_it_and_returns_to_the_list(presets_dir,
         assert not gone.exists() and stays.exists()
         assert said(app) == "deleted 1 run"
         await pilot.press("escape", "q")
+
+
+# ------------------------------------------------------------------ queue: stop on failure
+def queue_presets(presets_dir):
+    """`a-broken` (its model cannot be built: the run fails at once) and `b-second` (15 steps), in that order."""
+    quick = (presets_dir / "cpu-quick.toml").read_text().replace("epochs = 100 ", "max_steps = 15\nepochs = 100 ")
+    (presets_dir / "a-broken.toml").write_text(quick.replace("[model]\n", '[model]\nname = "tests.user_parts:broken_model"\n'))
+    (presets_dir / "b-second.toml").write_text(quick)
+
+
+async def start_marked_queue(pilot, app, key: str) -> None:
+    await pilot.press("space", "j", "space", "enter")
+    await wait_for(pilot, lambda: app.screen.query("#queue-keys"), "the queue's question")
+    assert "start 2 presets as a queue" in str(app.screen.query_one("#queue-question").render())
+    await pilot.press(key)
+
+
+async def test_a_queue_started_with_f_stops_at_the_first_failed_run(presets_dir, runs_dir):
+    from tui_trainer.ui.screens.run_dashboard import RunDashboard
+
+    queue_presets(presets_dir)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await start_marked_queue(pilot, app, "f")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
+        assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2 (stops on failure)  run ")
+        failed = app.screen.live
+        await wait_for(pilot, lambda: failed.state.ended and app.queue_run_id is None, "the failed run to end")
+        assert failed.state.status == "failed" and failed.config.name == "a-broken"
+        said = f"queue stopped on failure: run {failed.run_id} (a-broken) failed; 1 preset not started"
+        assert any(n.message == said for n in app._notifications)
+        assert ("error", said) in failed.state.log
+        assert list(app.live) == [failed.run_id] and not app.queue
+        assert [d.name for d in runs_dir.iterdir()] == [failed.run_id], "b-second was never started"
+        await pilot.press("escape", "q")
+
+
+async def test_a_queue_started_with_enter_goes_on_after_a_failed_run(presets_dir, runs_dir):
+    queue_presets(presets_dir)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await start_marked_queue(pilot, app, "enter")
+        await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),
+                       "both queued runs to end", timeout=180)
+        assert [(l.config.name, l.state.status) for l in app.live.values()] == \
+            [("a-broken", "failed"), ("b-second", "completed")]
+        await pilot.press("escape", "q")

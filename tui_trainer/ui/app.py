@@ -75,6 +75,7 @@ class TrainerApp(App[int]):
         self.queue: list = []  # configs still to run after the current queue run (launch: space, enter)
         self.queue_total = self.queue_done = 0
         self.queue_run_id: str | None = None
+        self.queue_stops_on_failure = False  # the user chose "stop on failure" when starting the queue
         self.quitting = False
         self._exiting = False
         self._signals: tuple[int, ...] = ()
@@ -157,6 +158,8 @@ class TrainerApp(App[int]):
                     if status == "stopped":  # stopped by the user: so is the queue
                         self.queue.clear()
                         self.queue_run_id = None
+                    elif status in ("failed", "diverged") and self.queue_stops_on_failure:
+                        self._stop_queue_at(live, status)
                     else:
                         self._next_in_queue()
                 viewing = isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id
@@ -164,17 +167,35 @@ class TrainerApp(App[int]):
                     severity = "error" if status in ("failed", "diverged") else "information"
                     self.notify(f"run {live.run_id}: {status}", severity=severity)
 
-    def start_queue(self, configs) -> None:
-        """Run configs one after another (a failed run does not stop the queue); each opens its dashboard."""
+    def start_queue(self, configs, *, stop_on_failure: bool = False) -> None:
+        """Run configs one after another; each opens its dashboard. A failed (or diverged) run stops the
+        queue only with `stop_on_failure` (as `tui-trainer run A B --headless --stop-on-failure`)."""
         self.queue = list(configs)
         self.queue_total, self.queue_done = len(self.queue), 0
+        self.queue_stops_on_failure = stop_on_failure
         self._next_in_queue()
+
+    def _stop_queue_at(self, live: LiveRun, status: str) -> None:
+        """Stop on failure: the queue ends at this run; what was not started is said on its log and in a note."""
+        left = len(self.queue)
+        self.queue.clear()
+        self.queue_run_id = None
+        if not left:
+            return
+        text = (f"queue stopped on failure: run {live.run_id} ({live.config.name}) {status}; "
+                f"{left} preset{'s' if left != 1 else ''} not started")
+        live.state.note("error", text)
+        self.screen.post_message(RunUpdated(live.run_id))
+        self.notify(text, severity="error", timeout=10)
 
     def _next_in_queue(self) -> None:
         while self.queue:
             config = self.queue.pop(0)
             self.queue_done += 1
-            live = self.start_run(config, queue_label=f"queue {self.queue_done}/{self.queue_total}")
+            label = f"queue {self.queue_done}/{self.queue_total}"
+            if self.queue_stops_on_failure:
+                label += " (stops on failure)"
+            live = self.start_run(config, queue_label=label)
             if live is not None:
                 self.queue_run_id = live.run_id
                 return
