@@ -145,3 +145,58 @@ async def test_a_queue_started_with_enter_goes_on_after_a_failed_run(presets_dir
         assert [(l.config.name, l.state.status) for l in app.live.values()] == \
             [("a-broken", "failed"), ("b-second", "completed")]
         await pilot.press("escape", "q")
+
+
+# ------------------------------------------------------------------ quitting while a sweep trains
+async def test_quitting_while_a_sweep_trains_stops_it_and_no_further_row_starts(presets_dir, runs_dir):
+    import json
+
+    from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
+    from tui_trainer.ui.screens.sweep import SweepScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        sweep.query_one("#axis-train-precision").value = "fp32"
+        sweep.query_one("#axis-train-accumulate").value = "1,2,4"
+        sweep.query_one("#steps").value = "1000000"  # row 1 cannot end before the quit
+        sweep.query_one("#steps").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sweep.losses, "row 1 training", timeout=120)
+        assert sweep.running and sweep.position == (1, 3)
+
+        await pilot.press("q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen), "the question")
+        question = str(app.screen.query_one("#question").render())
+        assert question == "stop the sweep (row 1/3) and quit? y/n"
+        assert "rows 2-3 not started" in str(app.screen.query_one("#detail").render())
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.return_code is not None, "the app to exit", timeout=120)
+    assert app.return_code == 0 and sweep.ended.is_set()
+    (run_dir,) = runs_dir.iterdir()  # no further row started
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "stopped"
+    rows = json.loads((sweep.directory / "sweep.json").read_text())["rows"]
+    assert [r["status"] for r in rows] == ["failed", "skipped", "skipped"]
+    assert rows[0]["reason"].startswith("stopped at step") and rows[0]["run_id"] == run_dir.name
+
+
+async def test_the_quit_question_counts_a_sweep_beside_the_runs_and_says_it_stops(presets_dir, runs_dir):
+    from tui_trainer.ui.screens.confirm_quit import ConfirmQuitScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        app.push_screen(ConfirmQuitScreen(1, sweeps=((3, 8),)))
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuitScreen) and app.screen.query("#question"),
+                       "the question")
+        assert str(app.screen.query_one("#question").render()) == "1 run and 1 sweep (row 3/8) are training. quit and..."
+        detail = str(app.screen.query_one("#detail").render())
+        assert "l  leave the run training" in detail and "the sweep stops" in detail and "rows 4-8 not started" in detail
+        assert "s  stop the run and the sweep (row 3/8)" in detail
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmQuitScreen), "the question gone")
+        await pilot.press("q")
+    assert app.return_code == 0

@@ -320,6 +320,13 @@ class TrainerApp(App[int]):
     def active_runs(self) -> list[LiveRun]:
         return [live for live in self.live.values() if live.runner.is_running()]
 
+    @property
+    def running_sweeps(self) -> list:
+        """The sweep screens whose sweep is training (its loop is a thread of this app: it ends with it)."""
+        from tui_trainer.ui.screens.sweep import SweepScreen
+
+        return [s for s in self.screen_stack if isinstance(s, SweepScreen) and s.running]
+
     # ---------------------------------------------------------------- actions
     def action_show_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):
@@ -330,19 +337,24 @@ class TrainerApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_request_quit(self) -> None:
-        """Quit; with runs training, ask first: leave them training, stop them, or stay."""
+        """Quit; with runs or a sweep training, ask first: leave the runs training, stop them, or stay.
+
+        A sweep is stopped either way: its loop is a thread of this app and cannot go on without it.
+        """
         if self.quitting:
             return
         if isinstance(self.screen, ConfirmQuitScreen):
             return
         active = self.active_runs
-        if not active:
+        sweeps = self.running_sweeps
+        if not active and not sweeps:
             self.quitting = True
             self.exit(0)
             return
         # Runs trained inside this process (a test's, an embedding's) cannot be left training.
         can_leave = any(live.runner.detached for live in active)
-        self.push_screen(ConfirmQuitScreen(len(active), stop_only=self.stop_on_exit or not can_leave))
+        self.push_screen(ConfirmQuitScreen(len(active), stop_only=self.stop_on_exit or not can_leave,
+                                           sweeps=tuple(s.position for s in sweeps)))
 
     def hang_up(self, hangup: bool) -> None:
         """SIGHUP or SIGTERM: leave at once, runs left training (stopped first with --stop-on-exit)."""
@@ -354,12 +366,13 @@ class TrainerApp(App[int]):
     def leave_runs_and_exit(self, hangup: bool = False) -> None:
         """Quit and leave the runs training in their own processes (`tui-trainer attach` finds them again).
 
-        A run trained inside this process cannot outlive it: that one is stopped cleanly first.
+        A run trained inside this process cannot outlive it: that one is stopped cleanly first, and so is
+        a sweep (its loop is a thread of this process; its current row's run is stopped with it).
         """
         if self._exiting:
             return
         inside = [live for live in self.active_runs if not live.runner.detached]
-        if inside:
+        if inside or self.running_sweeps:
             self.stop_runs_and_exit(hangup, inside)
             return
         self._exiting = self.quitting = True
@@ -368,7 +381,7 @@ class TrainerApp(App[int]):
         self.exit(0)
 
     def stop_runs_and_exit(self, hangup: bool = False, runs: list[LiveRun] | None = None) -> None:
-        """Ask the active runs to stop, wait for them in a worker, then exit 0.
+        """Ask the active runs (and every running sweep) to stop, wait for them in a worker, then exit 0.
 
         After a hang-up the terminal is gone: once the runs have written their checkpoints and
         summaries the process leaves at once, as restoring a terminal that no longer exists can block.
@@ -377,14 +390,19 @@ class TrainerApp(App[int]):
             return
         self._exiting = self.quitting = True
         runs = self.active_runs if runs is None else runs
+        sweeps = self.running_sweeps
         for live in runs:
             live.stop()
-        self._wait_and_exit(hangup, runs)
+        for sweep in sweeps:
+            sweep.stop_sweep()
+        self._wait_and_exit(hangup, runs, sweeps)
 
     @work(thread=True, exit_on_error=False, group="quit")
-    def _wait_and_exit(self, hangup: bool, runs: list[LiveRun]) -> None:
+    def _wait_and_exit(self, hangup: bool, runs: list[LiveRun], sweeps: list = ()) -> None:
         for live in runs:
             live.runner.wait()
+        for sweep in sweeps:  # its current row stops, the rest are marked skipped, sweep.json is written
+            sweep.ended.wait()
         if hangup:
             os._exit(0)
         self.call_from_thread(self.pump_runs)  # the final events, so nothing is left half-shown

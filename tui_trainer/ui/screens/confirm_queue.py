@@ -41,7 +41,7 @@ class ConfirmQueueScreen(ModalScreen[str | None]):
             yield Static("\n".join(f"  {i}. {name}" for i, name in enumerate(self.names, 1)), id="queue-presets",
                          markup=False)
             yield Static("enter   start (a failed run does not stop the queue)\n"
-                         "f       start, stop on failure (a failed or diverged run ends the queue)\n"
+                         "f       start, stop on failure (a failed or diverged run ends it)\n"
                          "escape  cancel", id="queue-keys", markup=False)
 
     def action_start(self) -> None:

@@ -58,6 +58,7 @@ class SweepScreen(Screen):
         self.finished = False
         self.directory: Path | None = None
         self.stop = threading.Event()
+        self.ended = threading.Event()  # set when the sweep's worker is done (the app's quit waits on it)
         self.losses: list[float] = []
 
     def compose(self) -> ComposeResult:
@@ -131,10 +132,13 @@ class SweepScreen(Screen):
             if row.status != "running":
                 write_sweep(self.directory, self.plan, self.rows, finished=False)
 
-        rows = run_sweep(self.plan, self.app.store, stop=self.stop, on_row=on_row,
-                         on_event=lambda i, event: self.app.call_from_thread(self.show_event, i, event))
-        write_sweep(self.directory, self.plan, rows, finished=True)
-        self.app.call_from_thread(self.show_finished, rows)
+        try:
+            rows = run_sweep(self.plan, self.app.store, stop=self.stop, on_row=on_row,
+                             on_event=lambda i, event: self.app.call_from_thread(self.show_event, i, event))
+            write_sweep(self.directory, self.plan, rows, finished=True)
+            self.app.call_from_thread(self.show_finished, rows)
+        finally:
+            self.ended.set()
 
     # ---------------------------------------------------------------- draw
     def cells(self, row) -> list:
@@ -226,6 +230,22 @@ class SweepScreen(Screen):
         while (self.presets_dir / f"{suggestion}.toml").exists():
             suggestion, n = f"{self.entry.name}-swept-{n}", n + 1
         self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion, description), saved)
+
+    # ------------------------------------------------- the app's quit dialog
+    @property
+    def running(self) -> bool:
+        """Whether this sweep has started and its worker has not ended (its current row trains)."""
+        return self.plan is not None and not self.ended.is_set()
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(the row training now, 1-based; the number of rows): the first row not yet done."""
+        current = next((i for i, r in enumerate(self.rows) if r.status == "planned"), len(self.rows) - 1)
+        return current + 1, len(self.rows)
+
+    def stop_sweep(self) -> None:
+        """Stop the current row's run after its step and start no other row (`ended` is set once done)."""
+        self.stop.set()
 
     def action_back(self) -> None:
         if self.plan is not None and not self.finished:
