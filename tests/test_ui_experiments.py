@@ -75,6 +75,8 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
     async with app.run_test(size=(100, 32)) as pilot:
         await pilot.pause()
         await pilot.press("space", "j", "space", "enter")
+        await wait_for(pilot, lambda: app.screen.query("#queue-keys"), "the queue's question")
+        await pilot.press("enter")  # start; a failed run would not stop the queue
         await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
         assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2  run ")
         await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),

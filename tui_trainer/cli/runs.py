@@ -103,7 +103,7 @@ def remove(args) -> int:
     from pathlib import Path
 
     from tui_trainer.runs import RunStore
-    from tui_trainer.runs.removal import is_live, remove_run, select_runs
+    from tui_trainer.runs.removal import remove_run, select_runs, split_live
 
     if not args.run_ids and args.older_than is None and args.status is None:
         print("error: name the runs to delete, or filter them with --older-than DAYS or --status S",
@@ -116,10 +116,9 @@ def remove(args) -> int:
         print(f"error: no run {', '.join(missing)} in {args.runs_dir}", file=sys.stderr)
         return 2
     chosen = select_runs(records, ids=ids, older_than_days=args.older_than, status=args.status)
-    live = [r for r in chosen if is_live(r.path)]
+    chosen, live = split_live(chosen)
     for r in live:
         print(f"kept: {r.run_id} is still running (stop it first)")
-    chosen = [r for r in chosen if r not in live]
     if not chosen:
         print("no runs to delete")
         return 0 if not live else 1

@@ -30,6 +30,13 @@ def select_runs(records: list[RunRecord], *, ids: tuple[str, ...] = (), older_th
     return chosen
 
 
+def split_live(records: list[RunRecord], *, also_live: frozenset[str] | set[str] = frozenset()
+               ) -> tuple[list[RunRecord], list[RunRecord]]:
+    """(deletable, live): the records split by `is_live`; `also_live` names runs the caller itself trains."""
+    live = [r for r in records if r.run_id in also_live or is_live(r.path)]
+    return [r for r in records if r not in live], live
+
+
 def remove_run(run_dir: str | Path) -> bool:
     """Delete one run's directory; False (nothing deleted) when the run is live."""
     if is_live(run_dir):

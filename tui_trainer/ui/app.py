@@ -72,9 +72,11 @@ class TrainerApp(App[int]):
         self.machine_reading = MachineReading()  # the newest, for a screen that opens between samples
         self.probe: ProcessProbe | None = None
         self.live: dict[str, LiveRun] = {}
+        self.sweeps: list = []  # every sweep screen that started a sweep (closed ones too: a stop takes a step)
         self.queue: list = []  # configs still to run after the current queue run (launch: space, enter)
         self.queue_total = self.queue_done = 0
         self.queue_run_id: str | None = None
+        self.queue_stops_on_failure = False  # the user chose "stop on failure" when starting the queue
         self.quitting = False
         self._exiting = False
         self._signals: tuple[int, ...] = ()
@@ -157,6 +159,8 @@ class TrainerApp(App[int]):
                     if status == "stopped":  # stopped by the user: so is the queue
                         self.queue.clear()
                         self.queue_run_id = None
+                    elif status in ("failed", "diverged") and self.queue_stops_on_failure:
+                        self._stop_queue_at(live, status)
                     else:
                         self._next_in_queue()
                 viewing = isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id
@@ -164,17 +168,35 @@ class TrainerApp(App[int]):
                     severity = "error" if status in ("failed", "diverged") else "information"
                     self.notify(f"run {live.run_id}: {status}", severity=severity)
 
-    def start_queue(self, configs) -> None:
-        """Run configs one after another (a failed run does not stop the queue); each opens its dashboard."""
+    def start_queue(self, configs, *, stop_on_failure: bool = False) -> None:
+        """Run configs one after another; each opens its dashboard. A failed (or diverged) run stops the
+        queue only with `stop_on_failure` (as `tui-trainer run A B --headless --stop-on-failure`)."""
         self.queue = list(configs)
         self.queue_total, self.queue_done = len(self.queue), 0
+        self.queue_stops_on_failure = stop_on_failure
         self._next_in_queue()
+
+    def _stop_queue_at(self, live: LiveRun, status: str) -> None:
+        """Stop on failure: the queue ends at this run; what was not started is said on its log and in a note."""
+        left = len(self.queue)
+        self.queue.clear()
+        self.queue_run_id = None
+        if not left:
+            return
+        text = (f"queue stopped on failure: run {live.run_id} ({live.config.name}) {status}; "
+                f"{left} preset{'s' if left != 1 else ''} not started")
+        live.state.note("error", text)
+        self.screen.post_message(RunUpdated(live.run_id))
+        self.notify(text, severity="error", timeout=10)
 
     def _next_in_queue(self) -> None:
         while self.queue:
             config = self.queue.pop(0)
             self.queue_done += 1
-            live = self.start_run(config, queue_label=f"queue {self.queue_done}/{self.queue_total}")
+            label = f"queue {self.queue_done}/{self.queue_total}"
+            if self.queue_stops_on_failure:
+                label += " (stops on failure)"
+            live = self.start_run(config, queue_label=label)
             if live is not None:
                 self.queue_run_id = live.run_id
                 return
@@ -299,6 +321,12 @@ class TrainerApp(App[int]):
     def active_runs(self) -> list[LiveRun]:
         return [live for live in self.live.values() if live.runner.is_running()]
 
+    @property
+    def running_sweeps(self) -> list:
+        """The sweeps still training (their loop is a thread of this app: it ends with it), including one whose
+        screen was closed with `escape` while its current row was still stopping."""
+        return [s for s in self.sweeps if s.running]
+
     # ---------------------------------------------------------------- actions
     def action_show_runs(self) -> None:
         if not isinstance(self.screen, RunsScreen):
@@ -309,19 +337,24 @@ class TrainerApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_request_quit(self) -> None:
-        """Quit; with runs training, ask first: leave them training, stop them, or stay."""
+        """Quit; with runs or a sweep training, ask first: leave the runs training, stop them, or stay.
+
+        A sweep is stopped either way: its loop is a thread of this app and cannot go on without it.
+        """
         if self.quitting:
             return
         if isinstance(self.screen, ConfirmQuitScreen):
             return
         active = self.active_runs
-        if not active:
+        sweeps = self.running_sweeps
+        if not active and not sweeps:
             self.quitting = True
             self.exit(0)
             return
         # Runs trained inside this process (a test's, an embedding's) cannot be left training.
         can_leave = any(live.runner.detached for live in active)
-        self.push_screen(ConfirmQuitScreen(len(active), stop_only=self.stop_on_exit or not can_leave))
+        self.push_screen(ConfirmQuitScreen(len(active), stop_only=self.stop_on_exit or not can_leave,
+                                           sweeps=tuple(s.position for s in sweeps)))
 
     def hang_up(self, hangup: bool) -> None:
         """SIGHUP or SIGTERM: leave at once, runs left training (stopped first with --stop-on-exit)."""
@@ -333,12 +366,13 @@ class TrainerApp(App[int]):
     def leave_runs_and_exit(self, hangup: bool = False) -> None:
         """Quit and leave the runs training in their own processes (`tui-trainer attach` finds them again).
 
-        A run trained inside this process cannot outlive it: that one is stopped cleanly first.
+        A run trained inside this process cannot outlive it: that one is stopped cleanly first, and so is
+        a sweep (its loop is a thread of this process; its current row's run is stopped with it).
         """
         if self._exiting:
             return
         inside = [live for live in self.active_runs if not live.runner.detached]
-        if inside:
+        if inside or self.running_sweeps:
             self.stop_runs_and_exit(hangup, inside)
             return
         self._exiting = self.quitting = True
@@ -347,7 +381,7 @@ class TrainerApp(App[int]):
         self.exit(0)
 
     def stop_runs_and_exit(self, hangup: bool = False, runs: list[LiveRun] | None = None) -> None:
-        """Ask the active runs to stop, wait for them in a worker, then exit 0.
+        """Ask the active runs (and every running sweep) to stop, wait for them in a worker, then exit 0.
 
         After a hang-up the terminal is gone: once the runs have written their checkpoints and
         summaries the process leaves at once, as restoring a terminal that no longer exists can block.
@@ -356,14 +390,19 @@ class TrainerApp(App[int]):
             return
         self._exiting = self.quitting = True
         runs = self.active_runs if runs is None else runs
+        sweeps = self.running_sweeps
         for live in runs:
             live.stop()
-        self._wait_and_exit(hangup, runs)
+        for sweep in sweeps:
+            sweep.stop_sweep()
+        self._wait_and_exit(hangup, runs, sweeps)
 
     @work(thread=True, exit_on_error=False, group="quit")
-    def _wait_and_exit(self, hangup: bool, runs: list[LiveRun]) -> None:
+    def _wait_and_exit(self, hangup: bool, runs: list[LiveRun], sweeps: list = ()) -> None:
         for live in runs:
             live.runner.wait()
+        for sweep in sweeps:  # its current row stops, the rest are marked skipped, sweep.json is written
+            sweep.ended.wait()
         if hangup:
             os._exit(0)
         self.call_from_thread(self.pump_runs)  # the final events, so nothing is left half-shown

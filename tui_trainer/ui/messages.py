@@ -69,3 +69,12 @@ class ConfigsCompared(Message):
     """The compared runs' configs were read (in a worker): the keys whose values differ, with each run's value."""
 
     differences: list
+
+
+@dataclass
+class RunsDeleted(Message):
+    """Runs were deleted from the store (in a worker): what went, what was kept as live, what could not go."""
+
+    deleted: list[str]
+    kept: list[str]
+    failed: list[str]

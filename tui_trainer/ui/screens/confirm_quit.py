@@ -1,4 +1,8 @@
-"""ConfirmQuitScreen: quitting with runs training asks whether to leave them training or stop them."""
+"""ConfirmQuitScreen: quitting with runs training asks whether to leave them training or stop them.
+
+A sweep started from the sweep screen is counted too, but it is always stopped: its loop (which starts
+each row and records its figures in sweep.json) lives in the app's process and cannot outlive it.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,8 @@ from textual.widgets import Static
 class ConfirmQuitScreen(ModalScreen[bool]):
     """`l` leaves the runs training and quits; `s` stops them cleanly (checkpoint) and quits; escape stays.
 
-    With `stop_only` (`tui-trainer --stop-on-exit`) the question is the old one: `y` stops and quits.
+    With `stop_only` (`tui-trainer --stop-on-exit`, or only sweeps training) the question is the old one:
+    `y` stops and quits. `sweeps` holds each running sweep's (row training now, rows).
     """
 
     BINDINGS = [
@@ -31,24 +36,35 @@ class ConfirmQuitScreen(ModalScreen[bool]):
     ConfirmQuitScreen #question { text-style: bold; }
     """
 
-    def __init__(self, active: int, *, stop_only: bool = False):
+    def __init__(self, active: int, *, stop_only: bool = False, sweeps: tuple[tuple[int, int], ...] = ()):
         super().__init__()
         self.active = active
         self.stop_only = stop_only
+        self.sweeps = tuple(sweeps)
         self.confirmed = False
 
     def compose(self) -> ComposeResult:
         runs = "the run" if self.active == 1 else f"the {self.active} runs"
+        n = len(self.sweeps)
+        rows = ", ".join(f"{row}/{total}" for row, total in self.sweeps)
+        sweeps = "" if not n else f"the sweep (row {rows})" if n == 1 else f"the {n} sweeps (rows {rows})"
+        target = " and ".join(part for part in (runs if self.active else "", sweeps) if part)
+        sweep_note = (f"{'the sweep stops' if n == 1 else 'the sweeps stop'} (a sweep lives in this app): "
+                      f"the current row after its step, {rows_left(self.sweeps)} not started") if n else ""
         with Vertical():
             if self.stop_only:
-                yield Static(f"stop {runs} and quit? y/n", id="question", markup=False)
-                yield Static("each run stops after its current step and writes its checkpoint", id="detail",
-                             markup=False)
+                yield Static(f"stop {target} and quit? y/n", id="question", markup=False)
+                yield Static("\n".join(line for line in (
+                    "each run stops after its current step and writes its checkpoint" if self.active else "",
+                    sweep_note) if line), id="detail", markup=False)
             else:
                 training = "1 run is" if self.active == 1 else f"{self.active} runs are"
+                if n:
+                    training = f"{training.rsplit(' ', 1)[0]} and {sweep_count(self.sweeps)} are"
                 yield Static(f"{training} training. quit and...", id="question", markup=False)
-                yield Static(f"l  leave {runs} training (tui-trainer attach shows them again)\n"
-                             f"s  stop {runs}: checkpoint written, resumable\n"
+                yield Static(f"l  leave {runs} training (tui-trainer attach shows them again)"
+                             + (f"; {sweep_note}" if n else "") + "\n"
+                             f"s  stop {target}: checkpoint written, resumable\n"
                              "escape  stay", id="detail", markup=False)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -77,3 +93,20 @@ class ConfirmQuitScreen(ModalScreen[bool]):
     def action_cancel(self) -> None:
         if not self.confirmed:
             self.dismiss(False)
+
+
+def sweep_count(sweeps: tuple[tuple[int, int], ...]) -> str:
+    """`1 sweep (row 3/8)`, `2 sweeps (rows 3/8, 1/4)`."""
+    rows = ", ".join(f"{row}/{total}" for row, total in sweeps)
+    return f"1 sweep (row {rows})" if len(sweeps) == 1 else f"{len(sweeps)} sweeps (rows {rows})"
+
+
+def rows_left(sweeps: tuple[tuple[int, int], ...]) -> str:
+    """The rows a stopped sweep will not start: `rows 4-8`, `row 8`, `no further row`."""
+    left = [(row + 1, total) for row, total in sweeps if row < total]
+    if not left:
+        return "no further row"
+    if len(left) == 1:
+        first, last = left[0]
+        return f"row {last}" if first == last else f"rows {first}-{last}"
+    return "the remaining rows"

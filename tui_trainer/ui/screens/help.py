@@ -14,12 +14,15 @@ tui-trainer keys (the footer shows those of the current screen)
 Everywhere
   ?             this help
   q, ctrl+q     quit; with runs training it asks: l leaves them training
-                (tui-trainer attach finds them again), s stops them cleanly
+                (tui-trainer attach finds them again), s stops them cleanly;
+                a sweep training is always stopped (it lives in the app)
   tab           next field (shift+tab: previous)
 
 Launch
   up/down, j/k  pick a preset
   enter         start it with the options shown
+  space         mark presets; enter then asks: enter runs the marked ones
+                as a queue, f runs them and stops at the first failure
   tab           to the options: enter/space opens a choice, digits edit a
                 number, space picks a GPU id (on GPU machines)
   ctrl+s        save the options as a new preset file
@@ -44,7 +47,9 @@ Run dashboard
 Runs
   enter         open: full loss curve (a live run: its live dashboard,
                 whoever started it; x there stops it)
-  space         mark a run (two at most)     c   compare the marked two
+  space         mark runs                    c   compare the marked two
+  d             delete the marked runs (or the highlighted one) after a
+                confirmation; a live run is kept (also d in a run's detail)
   r             resume a stopped run         escape   back
 
 A cross marks a choice this machine cannot run, with the reason.

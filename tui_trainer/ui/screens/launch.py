@@ -92,7 +92,7 @@ class LaunchScreen(Screen):
         self.query_one(PresetList).focus()
 
     def action_start(self) -> None:
-        """Start the marked presets as a queue, else the highlighted preset with the edited options."""
+        """Start the marked presets as a queue (asked: stop at a failure or not), else the highlighted preset."""
         marked = self.query_one(PresetList).marked_entries
         if marked:
             refused = [e for e in marked if not e.valid or e.config is None]
@@ -100,7 +100,13 @@ class LaunchScreen(Screen):
                 self.notify(f"cannot queue {refused[0].name}: {refused[0].errors[0] if refused[0].errors else ''}",
                             severity="error", timeout=6)
                 return
-            self.app.start_queue([e.config for e in marked])
+            from tui_trainer.ui.screens.confirm_queue import STOP_ON_FAILURE, ConfirmQueueScreen
+
+            def chosen(answer: str | None) -> None:
+                if answer:
+                    self.app.start_queue([e.config for e in marked], stop_on_failure=answer == STOP_ON_FAILURE)
+
+            self.app.push_screen(ConfirmQueueScreen([e.name for e in marked]), chosen)
             return
         evaluated = self.query_one(OptionsPane).evaluated
         if evaluated is None:

@@ -23,6 +23,7 @@ class RunDetailScreen(Screen):
 
     BINDINGS = [
         Binding("r", "resume", "Resume"),
+        Binding("d", "delete", "Delete"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -65,3 +66,10 @@ class RunDetailScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_delete(self) -> None:
+        """Delete this run (the runs screen's confirmation) and go back to the list."""
+        stack = self.app.screen_stack
+        below = stack[-2] if len(stack) > 1 and stack[-1] is self else None
+        if hasattr(below, "request_delete"):  # the runs screen this detail was opened from
+            below.request_delete([self.record], before=self.dismiss)

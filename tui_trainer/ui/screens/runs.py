@@ -1,7 +1,9 @@
-"""The runs screen: every run in the run store, live ones included; open, mark two and compare, resume.
+"""The runs screen: every run in the run store, live ones included; open, mark two and compare, resume, delete.
 
 Every live run's row refreshes each second, whoever trains it: from the app's own followed state, or
 from the run's heartbeat. `enter` on a live run opens its live dashboard (attached if need be).
+`d` deletes the marked runs (or the highlighted one) after a confirmation; a live run is never deleted
+(runs.removal decides, and a run this app trains counts as live too).
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from tui_trainer.runs import RunRecord, live_owner
+from tui_trainer.runs.removal import remove_run, split_live
 from tui_trainer.runs.settings import read_settings
 from tui_trainer.session import format as fmt
-from tui_trainer.ui.messages import RunEnded, RunsLoaded
+from tui_trainer.ui.messages import RunEnded, RunsDeleted, RunsLoaded
 from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.confirm_delete import ConfirmDeleteScreen
 from tui_trainer.ui.screens.run_detail import RunDetailScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
 
@@ -35,16 +39,19 @@ class RunsScreen(Screen):
     BINDINGS = [
         Binding("c", "compare", "Compare"),
         Binding("r", "resume", "Resume"),
+        Binding("d", "delete", "Delete"),
         Binding("escape", "back", "Back"),
     ]
 
     def __init__(self):
         super().__init__()
         self.loaded = False
+        self.deleting = False
 
     def compose(self) -> ComposeResult:
         yield Static("runs", id="runs-title", markup=False)
         yield RunsTable(id="runs")
+        yield Static("", id="runs-said", markup=False)
         yield Static("", id="runs-hint", markup=False)
         yield Footer()
 
@@ -120,7 +127,7 @@ class RunsScreen(Screen):
             + (f"  error: {record.error}" if record.error else "")
             + (f"  damaged: {record.note}" if record.note else ""))
         if marked:
-            text += f"   [{marked} marked{': c compares' if marked == 2 else ''}]"
+            text += f"   [{marked} marked: {'c compares, ' if marked == 2 else ''}d deletes]"
         self.query_one("#runs-hint", Static).update(text)
 
     # ------------------------------------------------------------ actions
@@ -150,5 +157,80 @@ class RunsScreen(Screen):
             return
         self.app.resume_run(record.path)
 
+    def action_delete(self) -> None:
+        """Delete the marked runs, else the highlighted one, once the user confirms."""
+        table = self.query_one(RunsTable)
+        records = [table.records[m] for m in table.marked] or [r for r in (table.current,) if r is not None]
+        if records:
+            self.request_delete(records)
+
+    def request_delete(self, records: list[RunRecord], before=None) -> None:
+        """Ask, then delete these runs in a worker; live ones are listed as kept. `before()` runs on yes."""
+        if self.deleting:
+            self.notify("still deleting the last runs", severity="warning")
+            return
+        ours = {run_id for run_id, live in self.app.live.items() if live.active}
+        doomed, live = split_live(records, also_live=ours)
+        if not doomed:
+            self.say(deletion_summary([], [r.run_id for r in live], []))
+            return
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                self.say("nothing deleted")
+                return
+            if before is not None:
+                before()
+            self.deleting = True
+            self.say(f"deleting {len(doomed)} run{'s' if len(doomed) != 1 else ''}...")
+            self.delete_runs(doomed, [r.run_id for r in live])
+
+        self.app.push_screen(ConfirmDeleteScreen(doomed, live), answered)
+
+    @work(thread=True, group="runs-delete", exit_on_error=False)
+    def delete_runs(self, records: list[RunRecord], kept: list[str]) -> None:
+        """Remove the run directories off the UI thread (a big one takes a moment); a run live by now is kept."""
+        deleted, failed = [], []
+        try:
+            for record in records:
+                try:
+                    if remove_run(record.path):
+                        deleted.append(record.run_id)
+                    else:
+                        kept.append(record.run_id)
+                except OSError as exc:
+                    failed.append(f"{record.run_id} ({exc.strerror or exc})")
+        finally:
+            self.post_message(RunsDeleted(deleted, kept, failed))
+
+    def on_runs_deleted(self, message: RunsDeleted) -> None:
+        self.deleting = False
+        for run_id in message.deleted:  # a finished run this app followed: its dashboard has nothing left
+            live = self.app.live.get(run_id)
+            if live is not None and not live.active:
+                del self.app.live[run_id]
+        text = deletion_summary(message.deleted, message.kept, message.failed)
+        self.say(text)
+        self.notify(text, severity="warning" if message.kept or message.failed else "information")
+        self.load()
+
+    def say(self, text: str) -> None:
+        """One line saying what the last action did, above the hint."""
+        said = self.query_one("#runs-said", Static)
+        said.update(text)
+        said.display = bool(text)
+
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def deletion_summary(deleted: list[str], kept: list[str], failed: list[str]) -> str:
+    """`deleted 2 runs; kept 1 live run: ID` (and what could not be deleted, with why)."""
+    parts = [f"deleted {len(deleted)} run{'s' if len(deleted) != 1 else ''}"] if deleted or not kept else []
+    if kept:
+        parts.append(f"kept {len(kept)} live run{'s' if len(kept) != 1 else ''}: {', '.join(kept)} (stop it first)"
+                     if len(kept) == 1 else
+                     f"kept {len(kept)} live runs: {', '.join(kept)} (stop them first)")
+    if failed:
+        parts.append(f"could not delete {', '.join(failed)}")
+    return "; ".join(parts)

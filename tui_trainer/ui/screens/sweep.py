@@ -90,6 +90,7 @@ class SweepScreen(Screen):
         self.finished = False
         self.directory: Path | None = None
         self.stop = threading.Event()
+        self.ended = threading.Event()  # set when the sweep's worker is done (the app's quit waits on it)
         self.losses: list[float] = []
         self.offers: dict[str, sweep_axes.AxisOffer] = {}
 
@@ -224,6 +225,7 @@ class SweepScreen(Screen):
             return
         self.plan = plan
         self.rows = list(plan.rows)
+        self.app.sweeps.append(self)  # the quit dialog counts it until its worker has ended
         for widget in self.query("#sweep-axes AxisList, #sweep-axes Input, .settings Input"):
             widget.disabled = True  # the plan is made: changes would mean nothing
         self.query_one("#sweep-hint").display = False  # its two lines go to the table
@@ -247,15 +249,31 @@ class SweepScreen(Screen):
     def run_plan(self) -> None:
         from tui_trainer.runs.sweep import run_sweep, write_sweep
 
-        def on_row(i: int, row) -> None:
-            self.app.call_from_thread(self.show_row, i, row)
-            if row.status != "running":
-                write_sweep(self.directory, self.plan, self.rows, finished=False)
+        app = self.app
 
-        rows = run_sweep(self.plan, self.app.store, stop=self.stop, on_row=on_row,
-                         on_event=lambda i, event: self.app.call_from_thread(self.show_event, i, event))
-        write_sweep(self.directory, self.plan, rows, finished=True)
-        self.app.call_from_thread(self.show_finished, rows)
+        def show(method, *args) -> None:
+            """Draw on this screen while it is shown; the sweep and its record go on without it (closed with
+            `escape` while its row stops, or the app quitting)."""
+            if not self.is_attached:
+                return
+            try:
+                app.call_from_thread(method, *args)
+            except Exception:  # the screen went (or the app ended) between the check and the call
+                pass
+
+        def on_row(i: int, row) -> None:
+            if row.status != "running":
+                self.rows[i] = row  # recorded here, not by the drawing: the record must not wait for the screen
+                write_sweep(self.directory, self.plan, self.rows, finished=False)
+            show(self.show_row, i, row)
+
+        try:
+            rows = run_sweep(self.plan, app.store, stop=self.stop, on_row=on_row,
+                             on_event=lambda i, event: show(self.show_event, i, event))
+            write_sweep(self.directory, self.plan, rows, finished=True)
+            show(self.show_finished, rows)
+        finally:
+            self.ended.set()
 
     # ---------------------------------------------------------------- draw
     def cells(self, row) -> list:
@@ -276,8 +294,6 @@ class SweepScreen(Screen):
             return
         if row.status == "running":
             self.losses = []
-        else:
-            self.rows[i] = row
         table = self.query_one(DataTable)
         for column, cell in zip(table.columns, self.cells(row)):
             table.update_cell(str(i), column, cell)
@@ -347,6 +363,22 @@ class SweepScreen(Screen):
         while (self.presets_dir / f"{suggestion}.toml").exists():
             suggestion, n = f"{self.entry.name}-swept-{n}", n + 1
         self.app.push_screen(SavePresetScreen(self.presets_dir, suggestion, description), saved)
+
+    # ------------------------------------------------- the app's quit dialog
+    @property
+    def running(self) -> bool:
+        """Whether this sweep has started and its worker has not ended (its current row trains)."""
+        return self.plan is not None and not self.ended.is_set()
+
+    @property
+    def position(self) -> tuple[int, int]:
+        """(the row training now, 1-based; the number of rows): the first row not yet done."""
+        current = next((i for i, r in enumerate(self.rows) if r.status == "planned"), len(self.rows) - 1)
+        return current + 1, len(self.rows)
+
+    def stop_sweep(self) -> None:
+        """Stop the current row's run after its step and start no other row (`ended` is set once done)."""
+        self.stop.set()
 
     def action_back(self) -> None:
         if self.plan is not None and not self.finished:

@@ -18,7 +18,7 @@ COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps
 
 
 class RunsTable(DataTable):
-    """One row per run, newest first. `space` marks up to two runs for comparison."""
+    """One row per run, newest first. `space` marks runs: two to compare them, any number to delete them."""
 
     BINDINGS = [
         Binding("enter", "select_cursor", "Open"),
@@ -76,7 +76,7 @@ class RunsTable(DataTable):
         return self.records.get(key)
 
     def action_toggle_mark(self) -> None:
-        """Mark or unmark the run under the cursor; a third mark replaces the oldest."""
+        """Mark or unmark the run under the cursor (two marked compare; any number marked delete)."""
         record = self.current
         if record is None:
             return
@@ -84,9 +84,6 @@ class RunsTable(DataTable):
             self.marked.remove(record.run_id)
         else:
             self.marked.append(record.run_id)
-            if len(self.marked) > 2:
-                dropped = self.marked.pop(0)
-                self.update_cell(dropped, "mark", Text(" "))
         self.update_cell(record.run_id, "mark", Text(MARK if record.run_id in self.marked else " ", "bold cyan"))
         self.move_cursor(row=self.cursor_row + 1)
 
