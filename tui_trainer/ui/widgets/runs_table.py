@@ -12,6 +12,7 @@ from tui_trainer.session import format as fmt
 STATUS_STYLE = {"completed": "green", "running": "bold green", "stopped": "yellow", "failed": "bold red",
                 "diverged": "bold red", "interrupted": "magenta"}
 MARK = "●"
+MAX_MARKED = 4  # runs compared at once (the compare screen draws up to 4 on one plot)
 COLUMNS = (("mark", " "), ("run", "run"), ("status", "status"), ("steps", "steps"), ("loss", "train loss"),
            ("rate", "samp/s"), ("time", "time"), ("strategy", "strategy"), ("precision", "precision"),
            ("accumulate", "acc"), ("effective", "eff.batch"), ("lr", "lr"))
@@ -76,7 +77,7 @@ class RunsTable(DataTable):
         return self.records.get(key)
 
     def action_toggle_mark(self) -> None:
-        """Mark or unmark the run under the cursor; a third mark replaces the oldest."""
+        """Mark or unmark the run under the cursor; a mark beyond MAX_MARKED replaces the oldest."""
         record = self.current
         if record is None:
             return
@@ -84,7 +85,7 @@ class RunsTable(DataTable):
             self.marked.remove(record.run_id)
         else:
             self.marked.append(record.run_id)
-            if len(self.marked) > 2:
+            if len(self.marked) > MAX_MARKED:
                 dropped = self.marked.pop(0)
                 self.update_cell(dropped, "mark", Text(" "))
         self.update_cell(record.run_id, "mark", Text(MARK if record.run_id in self.marked else " ", "bold cyan"))
