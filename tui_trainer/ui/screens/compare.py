@@ -35,9 +35,10 @@ def shared_bounds(*series) -> tuple[float, float] | None:
 def curve_points(steps, values, points: int = SMOOTH_POINTS) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """A curve as drawn: its finite (step, value) pairs averaged into at most `points` (single steps are
     too noisy), each drawn point at the mean step of the values it averages."""
-    pairs = [(s, v) for s, v in zip(steps, values) if math.isfinite(v)]
-    return (tuple(downsample([float(s) for s, _ in pairs], points)),
-            tuple(downsample([v for _, v in pairs], points)))
+    if not all(map(math.isfinite, values)):  # rare (fp16 skipped steps): only then the pairs are filtered
+        kept = [i for i, v in enumerate(values) if math.isfinite(v)]
+        steps, values = [steps[i] for i in kept], [values[i] for i in kept]
+    return tuple(map(float, downsample(steps, points))), tuple(downsample(values, points))
 
 
 def on_axis(points: tuple[tuple[float, ...], tuple[float, ...]], curves: Curves, axis: str):

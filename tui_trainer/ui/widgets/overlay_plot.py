@@ -233,12 +233,20 @@ class OverlayPlot(Widget):
         if not ys:
             lines[0].append("  (no values recorded)", "dim")
         lines += [Text(note, "yellow") for note in data.notes]
-        if data.legend:
+        if data.legend:  # as many entries a line as fit (two runs with short ids share one line)
+            entries = []
             for index, s in enumerate(data.series):
                 if s is not None:
-                    line = Text(f"{LEGEND_MARK} ", series_style(index))
-                    line.append(s.label)
-                    lines.append(line)
+                    entry = Text(f"{LEGEND_MARK} ", series_style(index))
+                    entry.append(s.label)
+                    entries.append(entry)
+            width = self.size.width or 80
+            for entry in entries:
+                if len(lines) > 1 + len(data.notes) and len(lines[-1]) + 3 + len(entry) <= width:
+                    lines[-1].append("   ")
+                    lines[-1].append_text(entry)
+                else:
+                    lines.append(entry)
         return lines
 
     def render(self) -> Text:
