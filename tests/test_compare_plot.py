@@ -106,9 +106,9 @@ async def test_compare_overlays_both_runs_on_one_plot_and_t_switches_to_wall_tim
         train, val = screen.query_one("#train-overlay", OverlayPlot), screen.query_one("#val-overlay", OverlayPlot)
         text = drawn(train)
         assert "train loss" in text and "x: step" in text
-        legend = [line for line in text.splitlines() if "⣿" in line]
-        assert len(legend) == 2 and {slow.name, fast.name} == {line.split()[2] for line in legend}
-        assert all("lr=" in line for line in legend), "the legend gives each run's value of the differing key"
+        assert {r.run_id for r in screen.records} == {slow.name, fast.name}
+        for letter, record in zip("AB", screen.records):  # the legend: each run and its value of the key that differs
+            assert f"● {letter} {record.run_id} lr=" in text
         assert series_drawn(train) == {0, 1}, "both runs' curves are on the one plot"
         assert text.splitlines()[-1].strip().startswith("└0") and text.splitlines()[-1].rstrip().endswith("40")
         plot_rows = [line for line in text.splitlines() if "┤" in line or "│" in line]

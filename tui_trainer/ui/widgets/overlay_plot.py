@@ -17,7 +17,7 @@ NONE = -1  # a cell no series touches (or an axis cell)
 SHARED = -2  # a cell where two or more series fall: drawn with the dots of all of them, in one neutral colour
 COLOURS = ("bright_cyan", "bright_magenta", "bright_yellow", "bright_green", "bright_red", "bright_blue")
 SHARED_COLOUR = "bold white"
-LEGEND_MARK = "⣿"
+LEGEND_MARK = "●"
 _DOT_BITS = ((0x01, 0x08), (0x02, 0x10), (0x04, 0x20), (0x40, 0x80))  # braille dot (row, column) -> bit
 
 
