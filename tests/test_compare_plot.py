@@ -143,3 +143,21 @@ async def test_a_run_without_recorded_times_is_left_off_the_wall_time_axis_with_
         assert sum(s is not None for s in train.data.series) == 1, "the timed run is still drawn"
         assert timed.name in drawn(train)
         await pilot.press("escape", "escape", "q")
+
+
+async def test_three_marked_runs_are_compared_on_one_plot(presets_dir, runs_dir):
+    names = {finished_run(runs_dir, name, lr).name for name, lr in (("a", 1e-3), ("b", 1e-2), ("c", 3e-2))}
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
+        await pilot.press("space", "space", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.curves is not None,
+                       "the comparison")
+        train = app.screen.query_one("#train-overlay", OverlayPlot)
+        await wait_for(pilot, lambda: train.drawn is not None, "the plot drawn")
+        assert {r.run_id for r in app.screen.records} == names
+        assert len(train.data.series) == 3 and all(f"● {letter} " in drawn(train) for letter in "ABC")
+        assert len([line for line in drawn(train).splitlines() if "┤" in line or "│" in line]) >= 3
+        await pilot.press("escape", "escape", "q")
