@@ -26,12 +26,6 @@ MAX_COMPARED = 4
 STEP, WALL_TIME = "step", "wall time"
 
 
-def shared_bounds(*series) -> tuple[float, float] | None:
-    """One (low, high) over several series, so plots side by side share a scale."""
-    values = [v for s in series for v in s if math.isfinite(v)]
-    return (min(values), max(values)) if values else None
-
-
 def curve_points(steps, values, points: int = SMOOTH_POINTS) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """A curve as drawn: its finite (step, value) pairs averaged into at most `points` (single steps are
     too noisy), each drawn point at the mean step of the values it averages."""
