@@ -12,6 +12,7 @@ import torch
 
 from tests.conftest import make_config, run_to_end
 from tui_trainer.runs import Runner, RunStore, read_curves, resume_runner
+from tui_trainer.runs.metrics import times_at
 from tui_trainer.training.checkpoint import load_checkpoint
 from tui_trainer.training.data import plan_epoch
 from tui_trainer.training.loop import Trainer
@@ -116,6 +117,52 @@ def test_resume_continues_from_last_step_to_the_same_weights(tmp_path):
     assert_same_weights(a, b, 0.0)
     curves = read_curves(run_dir / "metrics.jsonl")
     assert list(curves.steps) == list(range(1, 49)), "the resumed run's metrics continue without gaps or repeats"
+
+
+def test_metrics_record_the_runs_wall_time_on_each_batch_end_and_evaluation(runs_dir):
+    summary, run_dir, _ = run_to_end(make_config(data={"dataset": "diabetes"}, train={"epochs": 3}), runs_dir)
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    timed = [l for l in lines if "time" in l]
+    batch_ends = [l for l in lines if "lr" in l]  # the last line of each batch of steps carries the batch's figures
+    evaluations = [l for l in lines if "val_loss" in l]
+    assert batch_ends and len(evaluations) == 3
+    assert all("time" in l for l in batch_ends + evaluations)
+    assert len(timed) == len(batch_ends) + len(evaluations), "single steps carry no time (no per-step cost)"
+    times = [l["time"] for l in timed]
+    assert times == sorted(times) and times[0] >= 0 and times[-1] <= summary.wall_s
+    curves = read_curves(run_dir / "metrics.jsonl")
+    assert curves.times == tuple(times) and curves.time_steps == tuple(l["step"] for l in timed)
+    at = times_at(curves, curves.steps)
+    assert len(at) == len(curves.steps) and at == sorted(at) and at[-1] == batch_ends[-1]["time"]
+
+
+def test_a_resumed_runs_wall_time_continues_from_its_first_attempts(tmp_path):
+    config = make_config(data={"dataset": "diabetes"}, train={"epochs": 4})
+    runner = Runner(config, RunStore(tmp_path / "runs"))
+    runner._stop = StopAfter(17)
+    run_dir = runner.start()
+    assert runner.wait(60).status == "stopped"
+    first = read_curves(run_dir / "metrics.jsonl")
+    assert first.times and max(first.time_steps) == 17
+
+    resumed = resume_runner(run_dir)
+    resumed.start()
+    assert resumed.wait(60).status == "completed"
+    whole = read_curves(run_dir / "metrics.jsonl")
+    before = [t for s, t in zip(whole.time_steps, whole.times) if s <= 17]
+    after = [t for s, t in zip(whole.time_steps, whole.times) if s > 17]
+    assert before == list(first.times), "the first attempt's times are kept"
+    assert after and min(after) >= max(before), "the resumed attempt's clock starts where the first one stopped"
+    assert list(whole.times) == sorted(whole.times)
+
+
+def test_curves_of_a_run_without_recorded_times_read_as_before_with_no_wall_time(tmp_path):
+    metrics = tmp_path / "metrics.jsonl"  # an older tui-trainer's run
+    metrics.write_text("".join(json.dumps({"step": s, "epoch": 0, "loss": 1.0 / s}) + "\n" for s in range(1, 11))
+                       + json.dumps({"step": 10, "epoch": 0, "val_loss": 0.3, "r2": 0.5}) + "\n")
+    curves = read_curves(metrics)
+    assert list(curves.steps) == list(range(1, 11)) and curves.val_losses == (0.3,)
+    assert curves.times == () and times_at(curves, curves.steps) is None
 
 
 def test_run_directory_holds_config_metrics_checkpoint_and_summary(runs_dir):

@@ -5,6 +5,12 @@ machine's byte order): the same numbers as the jsonl lines, so that a 10^6-step 
 in about 0.3 s instead of about 3 s of parsing 10^6 JSON lines (2 cores). metrics.jsonl stays the record a
 user reads and processes; a run without losses.bin (another writer, an older tui-trainer) is read
 from the jsonl alone.
+
+Wall time: the last line of each batch of steps and every validation line carry `"time"`, the seconds of
+the run's training wall clock at that point: counted from its first step (evaluations, checkpoints and
+stalls included, the start-up before the first step not), and continued over resumes from the time
+recorded at the step the run resumed from. A train step's time is interpolated between these marks
+(`times_at`); a run written before times were recorded has none, and is plotted on steps only.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import math
 import os
 import struct
+from bisect import bisect_left
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +34,10 @@ _PAIR = struct.Struct("=qd")  # one train step: step (int64), loss (float64)
 class MetricsLog:
     """Appends a run's metrics as JSON lines. One write and flush per batch of steps, never per step."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, time_offset: float = 0.0):
+        """`time_offset`: the run's wall time before this process's first step (a resume's earlier attempts)."""
         self.path = Path(path)
+        self.time_offset = time_offset
         self._file = open(self.path, "a", encoding="utf-8")
         self._losses = open(self.path.with_name(LOSSES_NAME), "ab")
         self._steps_per_epoch = 0
@@ -45,7 +54,8 @@ class MetricsLog:
             lines = [f'{{"step": {s}, "epoch": {(s - 1) // spe}, "loss": {_number(loss)}}}'
                      for s, loss in zip(event.steps[:-1], event.losses[:-1])]
             last = {"step": event.steps[-1], "epoch": (event.steps[-1] - 1) // spe, "loss": event.losses[-1],
-                    "lr": event.lr, "samples_per_s": round(event.samples_per_s, 2)}
+                    "lr": event.lr, "samples_per_s": round(event.samples_per_s, 2),
+                    "time": round(self.time_offset + event.elapsed_s, 3)}
             if event.scaler_scale is not None:
                 last["scaler_scale"] = event.scaler_scale
                 last["skipped_steps"] = event.skipped_steps
@@ -57,6 +67,8 @@ class MetricsLog:
         elif isinstance(event, EvalResult):
             line = {"step": event.step, "epoch": event.epoch, "val_loss": event.val_loss,
                     event.metric_name: event.metric}
+            if event.elapsed_s is not None:
+                line["time"] = round(self.time_offset + event.elapsed_s, 3)
             _write(self._file, json.dumps(line) + "\n")
 
     def sync(self) -> None:
@@ -105,6 +117,9 @@ class Curves:
     val_losses: tuple[float, ...]
     metric_name: str
     metrics: tuple[float, ...]
+    # The wall-time marks (metrics.jsonl's "time"): at step time_steps[i], times[i] seconds of the run.
+    time_steps: tuple[int, ...] = ()
+    times: tuple[float, ...] = ()
 
 
 def read_curves(path: str | Path) -> Curves:
@@ -124,7 +139,9 @@ def read_curves(path: str | Path) -> Curves:
     data = memoryview(data)[:len(data) - len(data) % _PAIR.size]
     steps, losses = data.cast("q")[0::2].tolist(), data.cast("d")[1::2].tolist()
     val = _curves_from_lines(_lines_with(text, '"val_loss"'))
-    return Curves(tuple(steps), tuple(losses), val.val_steps, val.val_losses, val.metric_name, val.metrics)
+    marks = _curves_from_lines(_lines_with(text, '"time"'))  # the few batch-last and validation lines
+    return Curves(tuple(steps), tuple(losses), val.val_steps, val.val_losses, val.metric_name, val.metrics,
+                  marks.time_steps, marks.times)
 
 
 def _lines_with(text: str, needle: str) -> list[str]:
@@ -139,7 +156,7 @@ def _lines_with(text: str, needle: str) -> list[str]:
 
 
 def _curves_from_lines(lines: list[str]) -> Curves:
-    steps, losses, val_steps, val_losses, metrics = [], [], [], [], []
+    steps, losses, val_steps, val_losses, metrics, time_steps, times = [], [], [], [], [], [], []
     metric_name = ""
     for line in lines:
         try:
@@ -150,6 +167,9 @@ def _curves_from_lines(lines: list[str]) -> Curves:
             continue
         if not all(_is_number(row[k]) for k in ("loss", "val_loss", "r2", "accuracy") if k in row):
             continue
+        if _is_number(row.get("time")) and math.isfinite(row["time"]):
+            time_steps.append(row["step"])
+            times.append(float(row["time"]))
         if "loss" in row:
             steps.append(row["step"])
             losses.append(row["loss"])
@@ -160,7 +180,31 @@ def _curves_from_lines(lines: list[str]) -> Curves:
             if name:
                 metric_name = name
                 metrics.append(row[name])
-    return Curves(tuple(steps), tuple(losses), tuple(val_steps), tuple(val_losses), metric_name, tuple(metrics))
+    return Curves(tuple(steps), tuple(losses), tuple(val_steps), tuple(val_losses), metric_name, tuple(metrics),
+                  tuple(time_steps), tuple(times))
+
+
+def times_at(curves: Curves, steps) -> list[float] | None:
+    """The run's wall time at each of `steps` (which may be fractional, e.g. a drawn point's mean step):
+    linear between the recorded time marks, from (step 0, 0 s) to the first; the last mark's time after
+    the last. None when the run recorded no times (written before tui-trainer recorded them)."""
+    if not curves.times:
+        return None
+    marks = sorted(zip(curves.time_steps, curves.times))
+    if marks[0][0] > 0:
+        marks.insert(0, (0, 0.0))
+    xs, ys = [m[0] for m in marks], [m[1] for m in marks]
+    out = []
+    for s in steps:
+        i = bisect_left(xs, s)
+        if i == 0:
+            out.append(ys[0])
+        elif i == len(xs):
+            out.append(ys[-1])
+        else:
+            x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+            out.append(y1 if x1 == x0 else y0 + (y1 - y0) * (s - x0) / (x1 - x0))
+    return out
 
 
 def downsample(values: tuple[float, ...] | list[float], points: int) -> list[float]:

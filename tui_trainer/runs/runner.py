@@ -202,11 +202,16 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         trainer = Trainer(config, run_dir, emit_and_record, stop, run_id=run_id, resume=resume, strategy=strategy)
         trainer.build()
         if writes:
+            time_offset = 0.0
             if resume:
                 truncate_after(metrics_path, trainer.step)
+                kept = read_curves(metrics_path)
                 # The train loss after a resume averages over the same window as without one.
-                trainer.previous_losses = read_curves(metrics_path).losses[-MAX_WINDOW:]
-            metrics = MetricsLog(metrics_path)
+                trainer.previous_losses = kept.losses[-MAX_WINDOW:]
+                # Wall time continues from the time recorded at the resumed step (an older run's metrics
+                # have none: then from the previous attempts' wall_s).
+                time_offset = max(kept.times) if kept.times else wall_before if trainer.step else 0.0
+            metrics = MetricsLog(metrics_path, time_offset)
             trainer.before_checkpoint = metrics.sync
         training = True
         status = trainer.train()

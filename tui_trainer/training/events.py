@@ -61,6 +61,7 @@ class EvalResult:
     val_loss: float
     metric_name: str
     metric: float
+    elapsed_s: float | None = None  # seconds since this process's first step, as TrainProgress.elapsed_s
 
 
 @dataclass(frozen=True, slots=True)

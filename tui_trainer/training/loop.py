@@ -432,7 +432,8 @@ class Trainer:
         self._evaluated_at = self.step
         if self.best_val_loss is None or val_loss < self.best_val_loss:
             self.best_val_loss = val_loss
-        self.emit(EvalResult(self.step, self.epoch, val_loss, self.metric_name, metric))
+        elapsed = time.perf_counter() - self._started if self._started is not None else None
+        self.emit(EvalResult(self.step, self.epoch, val_loss, self.metric_name, metric, elapsed))
         if self.tensorboard is not None:
             self.tensorboard.add_scalar("loss/val", val_loss, self.step)
             self.tensorboard.add_scalar(f"metric/{self.metric_name}", metric, self.step)

@@ -1,4 +1,5 @@
-"""The compare screen: two runs side by side, figures and curves at the same scale."""
+"""The compare screen: 2 to 4 runs' curves overlaid on one plot each (train loss, validation loss) on a
+step or wall-time axis, the config keys that differ, and each run's figures side by side."""
 
 from __future__ import annotations
 
@@ -7,49 +8,71 @@ import math
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from tui_trainer.runs import Curves, RunRecord, load_summary, read_curves
-from tui_trainer.runs.metrics import METRICS_NAME
+from tui_trainer.runs import Curves, RunRecord, downsample, load_summary, read_curves
+from tui_trainer.runs.metrics import METRICS_NAME, times_at
 from tui_trainer.runs.settings import config_differences
 from tui_trainer.ui.messages import ConfigsCompared, RunLoaded
-from tui_trainer.ui.widgets.curve_view import CurveView, smoothed
+from tui_trainer.ui.widgets.curve_view import SMOOTH_POINTS
+from tui_trainer.ui.widgets.overlay_plot import OverlayData, OverlayPlot, OverlaySeries
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
+LETTERS = "ABCDEF"
+MAX_COMPARED = 4
+STEP, WALL_TIME = "step", "wall time"
 
-def shared_bounds(*series) -> tuple[float, float] | None:
-    """One (low, high) over several series, so plots side by side share a scale."""
-    values = [v for s in series for v in s if math.isfinite(v)]
-    return (min(values), max(values)) if values else None
+
+def curve_points(steps, values, points: int = SMOOTH_POINTS) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """A curve as drawn: its finite (step, value) pairs averaged into at most `points` (single steps are
+    too noisy), each drawn point at the mean step of the values it averages."""
+    if not all(map(math.isfinite, values)):  # rare (fp16 skipped steps): only then the pairs are filtered
+        kept = [i for i, v in enumerate(values) if math.isfinite(v)]
+        steps, values = [steps[i] for i in kept], [values[i] for i in kept]
+    return tuple(map(float, downsample(steps, points))), tuple(downsample(values, points))
+
+
+def on_axis(points: tuple[tuple[float, ...], tuple[float, ...]], curves: Curves, axis: str):
+    """A drawn curve on the chosen x axis: at its steps, or at the run's wall time at those steps (None
+    when the run recorded no times)."""
+    if axis == STEP:
+        return points
+    xs = times_at(curves, points[0])
+    return None if xs is None else (tuple(xs), points[1])
 
 
 class CompareScreen(Screen):
-    """Run A on the left, run B on the right."""
+    """Run A, B (up to D): curves on shared plots, what differs, figures side by side."""
 
     CSS_PATH = "compare.tcss"
 
     BINDINGS = [
+        Binding("t", "toggle_axis", "Step/wall time"),
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, a: RunRecord, b: RunRecord):
+    x_axis: var[str] = var(STEP, init=False)
+
+    def __init__(self, *records: RunRecord):
         super().__init__()
-        self.records = (a, b)
-        self.loaded: dict[str, Curves] = {}
-        self.curves: tuple[Curves, Curves] | None = None
-        self.loss_windows: dict[str, int] = {}
+        self.records = records
+        self.loaded: list[RunLoaded] = []
+        self.curves: tuple[Curves, ...] | None = None  # every run's curves, once all are read
         self.differences: list | None = None
+        self.points: list[tuple] = []  # per run, its (train, val) curves as drawn on the step axis
 
     def compose(self) -> ComposeResult:
-        yield Static("compare (same scale on both sides)", id="compare-title", markup=False)
+        yield Static(f"compare {len(self.records)} runs: curves on one plot, one scale  (t: step/wall time)",
+                     id="compare-title", markup=False)
         yield Static("differs: reading the configs...", id="compare-differs", markup=False)
+        yield OverlayPlot(id="train-overlay")
+        yield OverlayPlot(id="val-overlay")
         with Horizontal(id="sides"):
-            for side in "ab":
-                with Vertical(classes="side", id=f"side-{side}"):
-                    yield RunFigures(id=f"figures-{side}")
-                    yield CurveView(id=f"curves-{side}")
+            for index in range(len(self.records)):
+                yield RunFigures(classes="side", id=f"figures-{'abcdef'[index]}")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -64,21 +87,16 @@ class CompareScreen(Screen):
                                         read.damage))
 
     def on_run_loaded(self, message: RunLoaded) -> None:
-        """Each run's figures as it comes; the curves once both are in (they share one scale)."""
-        side = "ab"[len(self.loaded)]  # the worker reads a, then b (a run may be compared with itself)
-        self.query_one(f"#figures-{side}", RunFigures).figures = (message.summary, message.run_id, message.damage)
-        self.loaded[side] = message.curves
-        self.loss_windows[side] = message.summary.loss_window
-        if len(self.loaded) < 2:
-            return
-        curves = self.curves = (self.loaded["a"], self.loaded["b"])
-        bounds = (shared_bounds(*(smoothed(c.losses) for c in curves)),
-                  shared_bounds(*(smoothed(c.val_losses) for c in curves)))
-        for side, c in zip("ab", curves):
-            view = self.query_one(f"#curves-{side}", CurveView)
-            view.bounds = bounds
-            view.loss_window = self.loss_windows[side]
-            view.curves = c
+        """Each run's figures as it comes; the plots once all are in (they share one scale)."""
+        index = len(self.loaded)  # the worker reads the runs in order (a run may be compared with itself)
+        self.query_one(f"#figures-{'abcdef'[index]}", RunFigures).figures = (message.summary, message.run_id,
+                                                                             message.damage)
+        self.loaded.append(message)
+        if len(self.loaded) == len(self.records):
+            self.curves = tuple(m.curves for m in self.loaded)
+            self.points = [(curve_points(c.steps, c.losses), curve_points(c.val_steps, c.val_losses))
+                           for c in self.curves]
+            self.draw()
 
     def on_configs_compared(self, message: ConfigsCompared) -> None:
         """The config keys whose values differ, `key a | b` each."""
@@ -86,6 +104,41 @@ class CompareScreen(Screen):
         text = "; ".join(f"{key} {' | '.join(_value(v) for v in values)}" for key, values in differences)
         self.query_one("#compare-differs", Static).update(f"differs: {text}" if differences
                                                           else "same config (only the run differs)")
+        self.draw()
+
+    def watch_x_axis(self) -> None:
+        self.draw()
+
+    def action_toggle_axis(self) -> None:
+        self.x_axis = WALL_TIME if self.x_axis == STEP else STEP
+
+    def labels(self) -> list[str]:
+        """Each run's legend: its letter, its id and its values of the keys that differ (`lr=0.01`)."""
+        out = []
+        for index, record in enumerate(self.records):
+            values = " ".join(f"{key.rsplit('.', 1)[-1]}={_value(v[index])}" for key, v in self.differences or ()
+                              if index < len(v))
+            out.append(f"{LETTERS[index]} {record.run_id} {values}".rstrip())
+        return out
+
+    def draw(self) -> None:
+        """Both overlay plots from the loaded curves, on the chosen x axis."""
+        if self.curves is None:
+            return
+        axis, labels = self.x_axis, self.labels()
+        train, val, missing = [], [], []
+        for index, (curves, (t, v)) in enumerate(zip(self.curves, self.points)):
+            t, v = on_axis(t, curves, axis), on_axis(v, curves, axis)
+            if t is None:
+                missing.append(LETTERS[index])
+            train.append(OverlaySeries(labels[index], *t) if t is not None else None)
+            val.append(OverlaySeries(labels[index], *v) if v is not None else None)
+        notes = tuple(f"no wall times recorded for run {letter} (written before tui-trainer recorded them): "
+                      "left out; t shows it on steps" for letter in missing)
+        self.query_one("#train-overlay", OverlayPlot).data = OverlayData(
+            "train loss (smoothed)", tuple(train), axis, legend=True, notes=notes)
+        self.query_one("#val-overlay", OverlayPlot).data = OverlayData(
+            "val loss (each evaluation; colours as above)", tuple(val), axis, legend=False)
 
     def action_back(self) -> None:
         self.app.pop_screen()

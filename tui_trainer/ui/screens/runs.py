@@ -1,4 +1,5 @@
-"""The runs screen: every run in the run store, live ones included; open, mark two and compare, resume, delete.
+"""The runs screen: every run in the run store, live ones included; open, mark 2 to 4 and compare, resume,
+delete.
 
 Every live run's row refreshes each second, whoever trains it: from the app's own followed state, or
 from the run's heartbeat. `enter` on a live run opens its live dashboard (attached if need be).
@@ -21,7 +22,7 @@ from tui_trainer.runs.removal import remove_run, split_live
 from tui_trainer.runs.settings import read_settings
 from tui_trainer.session import format as fmt
 from tui_trainer.ui.messages import RunEnded, RunsDeleted, RunsLoaded
-from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.compare import MAX_COMPARED, CompareScreen
 from tui_trainer.ui.screens.confirm_delete import ConfirmDeleteScreen
 from tui_trainer.ui.screens.run_detail import RunDetailScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
@@ -127,7 +128,7 @@ class RunsScreen(Screen):
             + (f"  error: {record.error}" if record.error else "")
             + (f"  damaged: {record.note}" if record.note else ""))
         if marked:
-            text += f"   [{marked} marked: {'c compares, ' if marked == 2 else ''}d deletes]"
+            text += f"   [{marked} marked: {'c compares, ' if 2 <= marked <= MAX_COMPARED else ''}d deletes]"
         self.query_one("#runs-hint", Static).update(text)
 
     # ------------------------------------------------------------ actions
@@ -145,11 +146,10 @@ class RunsScreen(Screen):
 
     def action_compare(self) -> None:
         table = self.query_one(RunsTable)
-        if len(table.marked) != 2:
-            self.notify("mark two runs with space, then press c", severity="warning")
+        if not 2 <= len(table.marked) <= MAX_COMPARED:
+            self.notify(f"mark 2 to {MAX_COMPARED} runs with space, then press c", severity="warning")
             return
-        a, b = (table.records[m] for m in table.marked)
-        self.app.push_screen(CompareScreen(a, b))
+        self.app.push_screen(CompareScreen(*(table.records[m] for m in table.marked)))
 
     def action_resume(self) -> None:
         record = self.query_one(RunsTable).current
