@@ -282,6 +282,36 @@ def test_ddp_on_the_default_data_takes_the_steps_and_samples_of_one_process(tmp_
     assert worker_pids(tmp_path) == []
 
 
+def test_each_rank_starts_with_its_share_of_the_nodes_cores():
+    from tui_trainer.runs.launcher import rank_threads
+
+    def ddp(devices, nodes=1, threads=0):
+        return make_config(strategy={"name": "ddp", "devices": devices, "accelerator": "cpu", "nodes": nodes,
+                                     **({"rdzv_endpoint": "10.0.0.1:29500"} if nodes > 1 else {})},
+                           train={"threads": threads})
+
+    assert rank_threads(ddp(1), cores=2) == 2, "one process: every core, not torchrun's one thread"
+    assert rank_threads(ddp(2), cores=2) == 1 and rank_threads(ddp(2), cores=16) == 8
+    assert rank_threads(ddp(3), cores=2) == 1, "never 0"
+    assert rank_threads(ddp(2, nodes=2), cores=8) == 4, "the 2 processes of this node share its cores"
+    assert rank_threads(ddp(2, threads=3), cores=16) == 3, "train.threads decides when set"
+    assert rank_threads(ddp(2), inherited="4", cores=16) == 4, "so does an exported OMP_NUM_THREADS"
+
+
+def test_a_one_process_cpu_ddp_rank_may_use_every_core(tmp_path):
+    from tui_trainer.runs.launcher import usable_cores
+
+    out = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.max_steps=3",
+              "--set", "strategy.name=ddp", "--set", "strategy.devices=1", "--set", "strategy.accelerator=cpu",
+              env={"OMP_NUM_THREADS": ""})
+    assert out.returncode == 0, out.stdout + out.stderr
+    (summary,) = tmp_path.glob("*/summary.json")
+    (threads,) = [n for n in json.loads(summary.read_text())["notes"] if n.startswith("train.threads")]
+    # The tiny default job then takes one thread by its own measure, not because the rank saw one core.
+    seen_one_core = threads == "train.threads = 0: 1 thread (torch sees one core)"
+    assert seen_one_core == (usable_cores() == 1), threads
+
+
 def listening_addresses(root_pid: int) -> set[str]:
     """The addresses that a process and its children listen on (TCP)."""
     import psutil

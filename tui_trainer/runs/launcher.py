@@ -153,10 +153,7 @@ class DistributedRunner(Runner):
         for note in self.launch_notes(command):
             self._note(LogLine("info", note))
         env = worker_env(os.environ)
-        if self.config.train.threads:
-            env["OMP_NUM_THREADS"] = str(self.config.train.threads)
-        else:
-            env.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default with several workers, said explicitly
+        env["OMP_NUM_THREADS"] = str(rank_threads(self.config, env.get("OMP_NUM_THREADS")))
         if self.distributed and self.config.strategy.nodes == 1:
             env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo's pair sockets on loopback too: one node talks to itself
         clock = time.perf_counter()
@@ -274,6 +271,37 @@ class DistributedRunner(Runner):
         if s.nodes > 1 and self.node_rank == 0:
             notes += [f"on node {rank} run: {other_node_command(self.config, rank)}" for rank in range(1, s.nodes)]
         return notes
+
+
+def rank_threads(config: RunConfig, inherited: str | None = None, cores: int | None = None) -> int:
+    """The torch threads each rank of a distributed run starts with (its OMP_NUM_THREADS).
+
+    `train.threads` when set; else an OMP_NUM_THREADS the user exported; else this node's cores shared
+    among its processes (torchrun's own default is 1 thread with several workers, which left a
+    one-process CPU ddp run on one of the machine's cores: 0.47x the one-process loop on 2 cores).
+    Each rank's auto choice (train.threads = 0) then starts from this count: 1 for a tiny step.
+    """
+    if config.train.threads:
+        return config.train.threads
+    if inherited and inherited.isdigit() and int(inherited) > 0:
+        return int(inherited)
+    per_node = max(1, config.world_size // max(1, config.strategy.nodes))
+    return max(1, (cores or usable_cores()) // per_node)
+
+
+def usable_cores() -> int:
+    """Physical cores this process may run on (torch's own default thread count), at least 1."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = os.cpu_count() or 1
+    try:
+        import psutil
+
+        physical = psutil.cpu_count(logical=False) or available
+    except ImportError:  # pragma: no cover
+        physical = available
+    return max(1, min(physical, available))
 
 
 def other_node_command(config: RunConfig, rank: int) -> str:

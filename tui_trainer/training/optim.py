@@ -65,7 +65,7 @@ def _uncompiled(cls: type) -> type:
 def _no_grad_step(step):
     """torch's `_use_grad_for_differentiable` without its torch.compile graph breaks, and without the
     profiler scope torch wraps every optimizer's step in (`Optimizer.profile_hook_step`: a
-    `record_function` a step, about 7% of a tiny CPU step) unless step hooks are registered, which
+    `record_function` a step: 11 µs of a 0.33 ms tiny CPU step) unless step hooks are registered, which
     then run as torch runs them."""
     from torch.optim import optimizer as torch_optimizer
 
