@@ -267,6 +267,21 @@ def _point_job(params: int, batch: int, quick: bool) -> Job:
                best_threads=1 if real * batch < 1_000_000 else 0)
 
 
+def _split_run_end(runs: list[dict]) -> tuple[float | None, float | None]:
+    """tui-trainer's ms a step over its steps alone (the run's own samples/s: from the first step to the
+    last, its evaluations included) and the seconds after them (the final checkpoint and summary.json),
+    medians over the repeats."""
+    steps_ms, end_s = [], []
+    for r in runs:
+        rate = r.get("engine_samples_per_s")
+        if "error" in r or not rate:
+            continue
+        trained = r["samples"] / rate
+        steps_ms.append(1000 * trained / r["steps"])
+        end_s.append(max(0.0, r["seconds"] - trained))
+    return median(steps_ms), median(end_s)
+
+
 def overhead_points(quick: bool) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """(parameters, batch) points of the table, and those also run with ddp on 1 and 2 CPU processes."""
     if quick:
@@ -286,7 +301,8 @@ def overhead(quick: bool, log) -> Section:
 
     sec = Section("overhead", "The runner's own cost over model size, batch and processes (CPU)",
                   ["model", "batch", "best loop ms/step", "tui-trainer ms/step", "overhead ms/step", "vs best",
-                   "best peak RSS MiB", "tui-trainer peak RSS MiB"])
+                   "tui-trainer steps only ms/step", "tui-trainer run's end s", "best peak RSS MiB",
+                   "tui-trainer peak RSS MiB"])
     points, ddp_points = overhead_points(quick)
     for params, batch in points:
         job = _point_job(params, batch, quick)
@@ -299,13 +315,15 @@ def overhead(quick: bool, log) -> Section:
         tui, best = figures.get("tui-trainer", {}), figures.get("best", {})
         sec.data[job.key] = {"params": params, "batch": batch, "figures": figures}
         if "error" in tui or "error" in best:
-            sec.rows.append([job.title, str(batch), "-", "-", "-", "-", "-",
+            sec.rows.append([job.title, str(batch), "-", "-", "-", "-", "-", "-", "-",
                              f"error: {(tui.get('error') or best.get('error'))[:60]}"])
             continue
         extra = tui["ms_per_step"] - best["ms_per_step"]
+        steps_only, end_s = _split_run_end(results["tui-trainer"])
+        sec.data[job.key].update(steps_only_ms=steps_only, run_end_s=end_s)
         sec.rows.append([job.title.split(", batch")[0], f"{batch:,}", fmt(best["ms_per_step"], ".3f"),
                          fmt(tui["ms_per_step"], ".3f"), fmt(extra, "+.3f"), fmt(tui.get("vs_best"), ".2f") + "x",
-                         fmt(best["peak_mib"]), fmt(tui["peak_mib"])])
+                         fmt(steps_only, ".3f"), fmt(end_s, ".3f"), fmt(best["peak_mib"]), fmt(tui["peak_mib"])])
     for params, batch in ddp_points:
         job = _point_job(params, batch, quick)
         half = max(1, batch // 2)
@@ -336,8 +354,8 @@ def overhead(quick: bool, log) -> Section:
                 ms = 1000 * batch / median(rates) if rates else None  # same global batch each way
                 sec.rows.append([f"{job.title.split(', batch')[0]}: {name}", f"{batch:,}", fmt(best_ms, ".3f"),
                                  fmt(ms, ".3f"), fmt(ms - best_ms, "+.3f") if ms and best_ms else "-",
-                                 f"{best_ms / ms:.2f}x" if ms and best_ms else "-", fmt(best.get("peak_mib")),
-                                 "-" if rates else "error"])
+                                 f"{best_ms / ms:.2f}x" if ms and best_ms else "-", "-", "-",
+                                 fmt(best.get("peak_mib")), "-" if rates else "error"])
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     sec.notes += [
@@ -345,6 +363,9 @@ def overhead(quick: bool, log) -> Section:
         "steps for both contestants (about 3 s of training, at least 30), median of the repeats in alternating order",
         "overhead ms/step: tui-trainer's time per step minus the best loop's; tui-trainer's includes its "
         "evaluation every 40 steps (one epoch), metrics.jsonl and the final checkpoint",
+        "steps only / run's end: tui-trainer's time split into its steps (from the first step to the last, "
+        "evaluations included: the run's own samples/s) and what follows them once per run (the final "
+        "checkpoint, written and fsync'd, and summary.json); the best loop writes no checkpoint",
         "the best loop takes 1 thread below 10^6 parameters x batch and torch's default above; tui-trainer "
         "decides itself (train.threads = 0)",
         "peak RSS: the whole worker process (torch, the data, the model, the optimizer state)",
