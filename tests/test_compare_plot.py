@@ -27,7 +27,18 @@ def test_two_runs_on_one_plot_land_in_the_rows_and_columns_of_their_values():
     half = len(bottom) // 2
     assert set(bottom[:half]) == {1} and set(bottom[half + 1:]) == {NONE}, "B fills the bottom row's left half"
     assert all(set(plot_cells(plot, r)) == {NONE} for r in (1, 2))
-    assert all("\u2800" < ch <= "\u28ff" for ch in plot.rows[0][plot.gutter:]), "braille dots"
+    assert all("\u2800" < ch <= "\u28ff" for ch in plot.rows[0][plot.gutter:-1]), "braille dots"
+
+
+def test_each_curve_ends_in_its_runs_letter_so_runs_differ_without_colour():
+    high = ([0, 5, 10], [10.0, 10.0, 10.0])
+    low = ([0, 5], [1.0, 1.0])
+    plot = overlay_plot([high, low], 30, 5, log=False)
+    top, bottom = plot.rows[0][plot.gutter:], plot.rows[3][plot.gutter:]
+    assert top[-1] == "A" and top.count("A") == 1, "A ends at the right edge"
+    half = len(bottom) // 2
+    assert bottom[half] == "B" and bottom.count("B") == 1, "B ends half way, where its steps end"
+    assert plot_cells(plot, 0)[-1] == 0 and plot_cells(plot, 3)[half] == 1
 
 
 def test_cells_where_two_runs_meet_are_drawn_as_shared():

@@ -152,3 +152,13 @@ def test_saved_preset_loads_back_to_the_same_config(tmp_path):
     again = load_config(path)
     assert again.data == config.data and again.train == config.train and again.model == config.model
     assert again.effective_batch == 64 * 4
+
+
+def test_presets_are_listed_by_name_so_a_saved_variant_follows_its_original(tmp_path):
+    from tui_trainer.config import Machine
+    from tui_trainer.config.presets import discover_presets
+
+    for name in ("cpu-quick", "cpu-quick-swept", "b-other"):
+        (tmp_path / f"{name}.toml").write_text('[strategy]\nname = "cpu"\n')
+    names = [e.name for e in discover_presets(tmp_path, Machine())]
+    assert names == ["b-other", "cpu-quick", "cpu-quick-swept"], "by file name '-' (0x2d) sorted before '.'"

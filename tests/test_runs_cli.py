@@ -146,3 +146,25 @@ def test_export_writes_a_runs_curves_for_tensorboard(tmp_path):
 
     missing = cli("export", "no-such-run", "--runs-dir", str(runs), "--tensorboard", str(tmp_path / "tb2"))
     assert missing.returncode == 2 and "no-such-run" in missing.stderr and not (tmp_path / "tb2").exists()
+
+
+def test_a_live_run_lists_its_age_and_no_rate_until_it_ends(tmp_path):
+    from datetime import datetime, timedelta
+
+    from tui_trainer.runs.liveness import RunLock, write_heartbeat
+
+    result = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.max_steps=4")
+    assert result.returncode == 0, result.stderr
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())  # as another process's run looks while it trains
+    started = (datetime.now() - timedelta(seconds=3725)).isoformat(timespec="seconds")
+    summary.update(status="running", samples_per_s=0.0, wall_s=0.0, started_at=started)
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    lock = RunLock.acquire(run_dir)
+    write_heartbeat(run_dir)
+    try:
+        (header, row) = cli("runs", "--runs-dir", str(tmp_path)).stdout.splitlines()[:2]
+    finally:
+        lock.release()
+    assert row.split()[1] == "running"
+    assert row.split()[-2:] == ["-", "1h02m"], row

@@ -79,6 +79,11 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await pilot.press("enter")  # start; a failed run would not stop the queue
         await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
         assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2  run ")
+        from tui_trainer.ui.widgets.preset_list import PresetList
+
+        presets = app.screen_stack[-2].query_one(PresetList)  # the launch screen under the dashboard
+        assert presets.marked == [] and "●" not in str(presets.get_option_at_index(0).prompt), \
+            "started: the marks are cleared, so enter back there is a new choice, not the same queue again"
         await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),
                        "both queued runs to end", timeout=180)
         assert [l.config.name for l in app.live.values()] == ["a-first", "b-second"]

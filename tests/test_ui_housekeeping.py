@@ -230,3 +230,40 @@ async def test_the_quit_question_counts_a_sweep_beside_the_runs_and_says_it_stop
         await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmQuitScreen), "the question gone")
         await pilot.press("q")
     assert app.return_code == 0
+
+
+# ------------------------------------------------------------------ the list as runs come and go
+async def test_the_runs_list_shows_a_run_that_appears_and_counts_marks_as_they_change(presets_dir, runs_dir):
+    import json
+    import shutil
+    from datetime import datetime, timedelta
+
+    first = finished_run(runs_dir, "first", 1e-3)
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await pilot.pause()
+        table = await open_runs(pilot, app)
+        hint = app.screen.query_one("#runs-hint")
+        await pilot.press("space")  # the only row: the cursor cannot move on, the count must still change
+        await wait_for(pilot, lambda: "[1 marked" in str(hint.render()), "the hint counting the mark")
+        await pilot.press("space")
+        await wait_for(pilot, lambda: "marked" not in str(hint.render()), "the hint without marks")
+
+        # Another process's run appears in the store: a live one (its summary says running, its
+        # heartbeat beats) whose figures come only at its end.
+        other = runs_dir / "20990101-000000-other"
+        shutil.copytree(first, other)
+        summary = json.loads((other / "summary.json").read_text())
+        started = (datetime.now() - timedelta(seconds=125)).isoformat(timespec="seconds")
+        summary.update(run_id=other.name, status="running", samples_per_s=0.0, wall_s=0.0, started_at=started)
+        (other / "summary.json").write_text(json.dumps(summary))
+        lock = RunLock.acquire(other)
+        write_heartbeat(other)
+        try:
+            await wait_for(pilot, lambda: other.name in table.records, "the new run listed without leaving the screen")
+            row = [str(cell) for cell in table.get_row(other.name)]
+            assert row[5] == "-", "no samples/s until the run ends, not 0"
+            assert row[6].startswith("2m"), f"a live run's time is its age, not 0s: {row[6]}"
+        finally:
+            lock.release()
+        await pilot.press("escape", "q")

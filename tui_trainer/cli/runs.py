@@ -70,6 +70,28 @@ def run(args) -> int:
     return 0
 
 
+def _live(row: dict) -> bool:
+    return row["status"] in ("running", "starting")
+
+
+def _rate(row: dict) -> str:
+    """Samples/s; "-" for a live run, whose figure comes at its end."""
+    value = row["samples_per_s"]
+    return "-" if not value and _live(row) else f"{value or 0:,.0f}"
+
+
+def _duration(row: dict, seconds) -> str:
+    """The run's wall time; a live run's age since it started (its wall time comes at its end)."""
+    if row["wall_s"] or not _live(row):
+        return seconds(row["wall_s"])
+    from datetime import datetime
+
+    try:
+        return seconds(max(0.0, (datetime.now() - datetime.fromisoformat(row.get("started_at") or "")).total_seconds()))
+    except ValueError:
+        return "-"
+
+
 def table(rows: list[dict]) -> str:
     """The runs as aligned text columns."""
     from tui_trainer.session.format import seconds
@@ -87,7 +109,7 @@ def table(rows: list[dict]) -> str:
             f"{num(r['final_loss']):>10} {num(r['final_val_loss']):>10} {r['strategy'] or '-':<14} "
             f"{r['devices'] or '-':<7} {r['precision'] or '-':<10} {num(r['accumulate'], 'd'):>5} "
             f"{num(r['effective_batch'], 'd'):>9} {num(r['lr'], '.3g'):>8} "
-            f"{r['samples_per_s'] or 0:>10,.0f} {seconds(r['wall_s']):>7}")
+            f"{_rate(r):>10} {_duration(r, seconds):>7}")
         if r.get("note"):
             lines.append(f"  damaged: {r['note']}")
     return "\n".join(lines)

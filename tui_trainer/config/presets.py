@@ -261,7 +261,7 @@ def discover_presets(directory: str | Path, machine: Machine) -> list[PresetEntr
     """Every `*.toml` in a directory, sorted by name, validated against `machine`; invalid presets are
     kept with their errors."""
     entries = []
-    for path in sorted(Path(directory).glob("*.toml")):
+    for path in sorted(Path(directory).glob("*.toml"), key=lambda p: (p.stem, p.name)):  # by name: a-b after a
         description, config, errors = "", None, ()
         try:
             config = load_config(path)

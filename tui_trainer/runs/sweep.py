@@ -123,8 +123,9 @@ def plan_sweep(preset: str | Path, axes: tuple[Axis, ...], machine: Machine, *, 
     if steps < 1:
         raise ConfigError([ConfigProblem("--steps", "", steps, "expected at least 1 optimizer step")])
     if effective_batch and any(a.key == "train.accumulate" for a in axes):
-        raise ConfigError([ConfigProblem("--grid", "train.accumulate", None, "--effective-batch derives each row's "
-                                         "accumulation; sweep data.batch_size instead")])
+        raise ConfigError([ConfigProblem("--effective-batch", "", effective_batch, "an effective batch derives "
+                                         "each row's accumulation (effective batch / (batch x processes)): leave "
+                                         "train.accumulate at the preset's value and sweep data.batch_size")])
     base = (*overrides, f"train.max_steps={steps}", f"train.eval_every={steps + 1}")
     # Each value on its own against its field: a typo or an unknown key is bad input, not a skipped row.
     problems = [p for axis in axes for value in axis.values if (p := _value_problem(axis.key, value))]

@@ -253,7 +253,7 @@ class RunState:
         """The train loss as the dashboard plots it: the run's train loss figure, its best, the step count."""
         count = self.train_loss.count
         return LossCurve(tuple(self.train_loss.snapshot()), self.current_loss, self.best_loss,
-                         f"{count:,} steps" if count else "",
+                         f"{count:,} step{'s' if count != 1 else ''}" if count else "",
                          train_loss_label(self.started.loss_window if self.started is not None else 0))
 
     @property

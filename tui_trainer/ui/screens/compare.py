@@ -18,10 +18,9 @@ from tui_trainer.runs.metrics import METRICS_NAME, times_at
 from tui_trainer.runs.settings import config_differences
 from tui_trainer.ui.messages import ConfigsCompared, RunLoaded
 from tui_trainer.ui.widgets.curve_view import SMOOTH_POINTS
-from tui_trainer.ui.widgets.overlay_plot import OverlayData, OverlayPlot, OverlaySeries
+from tui_trainer.ui.widgets.overlay_plot import OverlayData, OverlayPlot, OverlaySeries, series_letter
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
-LETTERS = "ABCDEF"
 MAX_COMPARED = 4
 STEP, WALL_TIME = "step", "wall time"
 
@@ -118,7 +117,7 @@ class CompareScreen(Screen):
         for index, record in enumerate(self.records):
             values = " ".join(f"{key.rsplit('.', 1)[-1]}={_value(v[index])}" for key, v in self.differences or ()
                               if index < len(v))
-            out.append(f"{LETTERS[index]} {record.run_id} {values}".rstrip())
+            out.append(f"{series_letter(index)} {record.run_id} {values}".rstrip())
         return out
 
     def draw(self) -> None:
@@ -130,7 +129,7 @@ class CompareScreen(Screen):
         for index, (curves, (t, v)) in enumerate(zip(self.curves, self.points)):
             t, v = on_axis(t, curves, axis), on_axis(v, curves, axis)
             if t is None:
-                missing.append(LETTERS[index])
+                missing.append(series_letter(index))
             train.append(OverlaySeries(labels[index], *t) if t is not None else None)
             val.append(OverlaySeries(labels[index], *v) if v is not None else None)
         notes = tuple(f"no wall times recorded for run {letter} (written before tui-trainer recorded them): "

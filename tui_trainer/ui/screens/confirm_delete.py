@@ -38,9 +38,10 @@ class ConfirmDeleteScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         n = len(self.doomed)
+        gone = "their directories are" if n != 1 else "its directory is"
         with Vertical():
-            yield Static(f"delete {n} run{'s' if n != 1 else ''}? their directories are removed for good",
-                         id="delete-question", markup=False)
+            yield Static(f"delete {n} run{'s' if n != 1 else ''}? {gone} removed for good", id="delete-question",
+                         markup=False)
             yield Static(listing(self.doomed), id="delete-runs", markup=False)
             if self.live:
                 yield Static(f"kept, still training (stop {'it' if len(self.live) == 1 else 'them'} first):\n"

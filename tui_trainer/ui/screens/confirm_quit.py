@@ -49,8 +49,10 @@ class ConfirmQuitScreen(ModalScreen[bool]):
         rows = ", ".join(f"{row}/{total}" for row, total in self.sweeps)
         sweeps = "" if not n else f"the sweep (row {rows})" if n == 1 else f"the {n} sweeps (rows {rows})"
         target = " and ".join(part for part in (runs if self.active else "", sweeps) if part)
-        sweep_note = (f"{'the sweep stops' if n == 1 else 'the sweeps stop'} (a sweep lives in this app): "
-                      f"the current row after its step, {rows_left(self.sweeps)} not started") if n else ""
+        left = rows_left(self.sweeps)
+        sweep_note = (f"{'the sweep stops' if n == 1 else 'the sweeps stop'} (a sweep lives in this app): the "
+                      f"current row after its step" + (f", {left} not started" if left else " (the last row)")
+                      if n else "")
         with Vertical():
             if self.stop_only:
                 yield Static(f"stop {target} and quit? y/n", id="question", markup=False)
@@ -102,10 +104,10 @@ def sweep_count(sweeps: tuple[tuple[int, int], ...]) -> str:
 
 
 def rows_left(sweeps: tuple[tuple[int, int], ...]) -> str:
-    """The rows a stopped sweep will not start: `rows 4-8`, `row 8`, `no further row`."""
+    """The rows a stopped sweep will not start: `rows 4-8`, `row 8`, or "" (the current row is the last)."""
     left = [(row + 1, total) for row, total in sweeps if row < total]
     if not left:
-        return "no further row"
+        return ""
     if len(left) == 1:
         first, last = left[0]
         return f"row {last}" if first == last else f"rows {first}-{last}"

@@ -104,6 +104,7 @@ class LaunchScreen(Screen):
 
             def chosen(answer: str | None) -> None:
                 if answer:
+                    self.query_one(PresetList).clear_marks()  # started: back here, enter is a new choice
                     self.app.start_queue([e.config for e in marked], stop_on_failure=answer == STOP_ON_FAILURE)
 
             self.app.push_screen(ConfirmQueueScreen([e.name for e in marked]), chosen)

@@ -47,6 +47,7 @@ class RunsScreen(Screen):
     def __init__(self):
         super().__init__()
         self.loaded = False
+        self._store_stamp: int | None = None
         self.deleting = False
 
     def compose(self) -> ComposeResult:
@@ -68,6 +69,7 @@ class RunsScreen(Screen):
     @work(thread=True, exclusive=True, group="runs-list")
     def load(self) -> None:
         """List the run store off the UI thread (a directory of many runs takes a while)."""
+        self._store_stamp = self._store_time()  # before listing: a run made while listing lists again
         records = self.app.store.list_runs()
         self.post_message(RunsLoaded(records, {r.run_id: read_settings(r.path) for r in records}))
 
@@ -88,8 +90,19 @@ class RunsScreen(Screen):
         return replace(record, status=s.status, step=s.step, total_steps=s.total_steps or record.total_steps,
                        final_loss=s.current_loss, final_val_loss=s.val_loss.last, samples_per_s=rate, wall_s=elapsed)
 
+    def _store_time(self) -> int | None:
+        """The run store directory's modification time: it changes when a run is made or deleted."""
+        try:
+            return self.app.store.root.stat().st_mtime_ns
+        except OSError:
+            return None
+
     def refresh_live(self) -> None:
-        """Each live run's row, once a second: the app's own figures, else the run's heartbeat."""
+        """Each live run's row, once a second: the app's own figures, else the run's heartbeat; and the
+        whole list again when a run appeared in (or left) the store since (its directory's time changed)."""
+        if self.loaded and self._store_time() != self._store_stamp:
+            self.load()
+            return
         table = self.query_one(RunsTable)
         for record in list(table.records.values()):
             if record.status not in LIVE_STATES:
@@ -113,6 +126,9 @@ class RunsScreen(Screen):
         self.load()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.hint()
+
+    def on_runs_table_marks_changed(self, message: RunsTable.MarksChanged) -> None:
         self.hint()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:

@@ -232,7 +232,8 @@ class SweepScreen(Screen):
         table = self.query_one(DataTable)
         keys = list(dict.fromkeys(k for r in plan.rows for k, _ in r.values))
         for key in keys:
-            table.add_column(key.split(".")[-1], key=key)
+            section, _, name = key.rpartition(".")
+            table.add_column(section if name == "name" else name, key=key)  # strategy.name reads "strategy"
         for key, label in (("status", "status"), ("rate", "samples/s"), ("ms", "ms/step"), ("rel", "vs first"),
                            ("mem", "peak MiB"), ("loss", "train loss"), ("best", "best")):
             table.add_column(label, key=key)

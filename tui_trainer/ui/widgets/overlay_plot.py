@@ -53,7 +53,8 @@ def overlay_plot(series: Sequence[tuple[Sequence[float], Sequence[float]] | None
     All series share one y range (their finite values' min and max) and one x range (0 to the largest x).
     `log=None` picks a log scale when that range spans more than a factor of 10 (`use_log_scale`).
     Each cell holds a braille character (2 x 4 dots), so a curve is drawn at twice the columns and four
-    times the rows; consecutive points are joined. A cell where several series fall shows the dots of
+    times the rows; consecutive points are joined. The cell of each series' last point holds its letter
+    (A, B, ...), so the curves can be told apart without colour (NO_COLOR, a monochrome terminal). A cell where several series fall shows the dots of
     all of them and is owned by SHARED. A series may be None or empty (a run left out): it draws nothing.
     The y axis is labelled with the real values at the top, middle and bottom rows; the x axis with
     `x_label` of its start, middle and end.
@@ -76,6 +77,7 @@ def overlay_plot(series: Sequence[tuple[Sequence[float], Sequence[float]] | None
         return math.log10(y) if log else y
 
     bits = [[dict() for _ in range(plot_width)] for _ in range(plot_height)]  # series index -> dot bits
+    ends: dict[tuple[int, int], list[int]] = {}  # (row, column) of a series' last point -> the series ending there
     if bounds is not None:
         lo, hi = scale_y(bounds[0]), scale_y(bounds[1])
         x0, x1 = x_range
@@ -87,13 +89,20 @@ def overlay_plot(series: Sequence[tuple[Sequence[float], Sequence[float]] | None
                 for c, r in _line(ca, ra, cb, rb):
                     cell = bits[r // 4][c // 2]
                     cell[index] = cell.get(index, 0) | _DOT_BITS[r % 4][c % 2]
+            if dots:
+                ends.setdefault((dots[-1][1] // 4, dots[-1][0] // 2), []).append(index)
 
     out_rows, out_owners = [], []
     for r in range(plot_height):
         label = ticks.get(r)
         prefix = (label or "").rjust(gutter - 1) + ("┤" if label is not None else "│")
         chars, owners = [], []
-        for cell in bits[r]:
+        for column, cell in enumerate(bits[r]):
+            ending = ends.get((r, column))
+            if ending:  # each curve ends in its run's letter: told apart without colour too
+                chars.append(series_letter(ending[-1]))
+                owners.append(ending[0] if len(ending) == 1 else SHARED)
+                continue
             if not cell:
                 chars.append(" ")
                 owners.append(NONE)
@@ -108,6 +117,11 @@ def overlay_plot(series: Sequence[tuple[Sequence[float], Sequence[float]] | None
     out_rows.append(" " * (gutter - 1) + "└" + _x_axis(x_range, plot_width, x_label))
     out_owners.append((NONE,) * (gutter + plot_width))
     return Overlay(tuple(out_rows), tuple(out_owners), gutter, bounds, log, x_range)
+
+
+def series_letter(index: int) -> str:
+    """The letter of the series at `index` (A, B, C...), as the legend names its run."""
+    return chr(ord("A") + index % 26)
 
 
 def _place(value: float, low: float, high: float, cells: int) -> int:
@@ -229,7 +243,8 @@ class OverlayPlot(Widget):
         drawn = [s for s in data.series if s is not None]
         ys = [y for s in drawn for y in s.ys if math.isfinite(y)]
         log = bool(ys) and use_log_scale((min(ys), max(ys)))
-        lines = [Text(f"{data.title} · x: {data.x_axis}" + (" · log scale" if log else ""), "bold")]
+        axis = "wall time from the first step" if data.x_axis == "wall time" else data.x_axis
+        lines = [Text(f"{data.title} · x: {axis}" + (" · log scale" if log else ""), "bold")]
         if not ys:
             lines[0].append("  (no values recorded)", "dim")
         lines += [Text(note, "yellow") for note in data.notes]

@@ -99,6 +99,14 @@ class PresetList(OptionList):
             self.marked.append(entry.name)
         self.replace_option_prompt(entry.name, preset_prompt(entry, entry.name in self.marked))
 
+    def clear_marks(self) -> None:
+        """Unmark every preset (once their queue has started)."""
+        marked, self.marked = self.marked, []
+        for name in marked:
+            entry = next((e for e in self.entries if e.name == name), None)
+            if entry is not None:
+                self.replace_option_prompt(name, preset_prompt(entry, False))
+
     @property
     def marked_entries(self) -> list[PresetEntry]:
         """The marked presets, in the order they were marked."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import DataTable
 
 from tui_trainer.runs import RunRecord
@@ -29,6 +32,9 @@ class RunsTable(DataTable):
     RunsTable { height: 1fr; }
     """
 
+    class MarksChanged(Message):
+        """The marked runs changed (the screen's hint counts them)."""
+
     def __init__(self, *, id: str | None = None):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.records: dict[str, RunRecord] = {}
@@ -53,14 +59,17 @@ class RunsTable(DataTable):
     def cells(self, r: RunRecord) -> list:
         """One run's row, in COLUMNS order."""
         loss = fmt.number(r.final_loss)
+        live = r.status in ("running", "starting")
+        # A run another process trains: its figures come at its end; until then its age, not "0 s".
+        rate = fmt.rate(r.samples_per_s) if r.samples_per_s or not live else "-"
         return [
             Text(MARK if r.run_id in self.marked else " ", "bold cyan"),
             r.run_id,
             Text(r.status, STATUS_STYLE.get(r.status, "")),
             f"{r.step}/{r.total_steps}",
             loss,
-            fmt.rate(r.samples_per_s),
-            fmt.seconds(r.wall_s),
+            rate,
+            fmt.seconds(r.wall_s if r.wall_s or not live else _age(r.started_at)),
             *settings_cells(self.settings.get(r.run_id)),
         ]
 
@@ -85,7 +94,16 @@ class RunsTable(DataTable):
         else:
             self.marked.append(record.run_id)
         self.update_cell(record.run_id, "mark", Text(MARK if record.run_id in self.marked else " ", "bold cyan"))
-        self.move_cursor(row=self.cursor_row + 1)
+        self.post_message(self.MarksChanged())
+        self.move_cursor(row=self.cursor_row + 1)  # space, space, space marks a run of rows
+
+
+def _age(started_at: str) -> float:
+    """Seconds since a run started (its summary's start time), 0 where unknown."""
+    try:
+        return max(0.0, (datetime.now() - datetime.fromisoformat(started_at)).total_seconds())
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def settings_cells(settings) -> list[str]:
