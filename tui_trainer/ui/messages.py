@@ -52,6 +52,7 @@ class RunsLoaded(Message):
 
     records: list[RunRecord]
     settings: dict | None = None  # run id -> RunSettings (runs/settings.py), read in the same worker
+    listing: int = 0  # which listing this is: a slower earlier one arriving late is dropped
 
 
 @dataclass

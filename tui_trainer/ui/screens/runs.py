@@ -48,6 +48,7 @@ class RunsScreen(Screen):
         super().__init__()
         self.loaded = False
         self._store_stamp: int | None = None
+        self._listing = 0  # the newest listing asked for (RunsLoaded.listing)
         self.deleting = False
 
     def compose(self) -> ComposeResult:
@@ -66,14 +67,20 @@ class RunsScreen(Screen):
         if self.loaded:
             self.load()
 
-    @work(thread=True, exclusive=True, group="runs-list")
     def load(self) -> None:
-        """List the run store off the UI thread (a directory of many runs takes a while)."""
+        """List the run store again (off the UI thread: a directory of many runs takes a while)."""
+        self._listing += 1
         self._store_stamp = self._store_time()  # before listing: a run made while listing lists again
+        self._list(self._listing)
+
+    @work(thread=True, group="runs-list")
+    def _list(self, listing: int) -> None:
         records = self.app.store.list_runs()
-        self.post_message(RunsLoaded(records, {r.run_id: read_settings(r.path) for r in records}))
+        self.post_message(RunsLoaded(records, {r.run_id: read_settings(r.path) for r in records}, listing))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
+        if message.listing != self._listing:  # an earlier listing that finished after a newer one began
+            return
         self.loaded = True
         self.query_one(RunsTable).settings = message.settings or {}
         self.query_one(RunsTable).set_records([self._with_live(r) for r in message.records])
