@@ -14,8 +14,8 @@ tui-trainer keys (the footer shows those of the current screen)
 Everywhere
   ?             this help
   q, ctrl+q     quit; with runs training it asks: l leaves them training
-                (tui-trainer attach finds them again), s stops them cleanly;
-                a sweep training is always stopped (it lives in the app)
+                (tui-trainer attach finds them again), s stops them; a
+                sweep training is always stopped (it lives in the app)
   tab           next field (shift+tab: previous)
 
 Launch
@@ -47,10 +47,14 @@ Run dashboard
 Runs
   enter         open: full loss curve (a live run: its live dashboard,
                 whoever started it; x there stops it)
-  space         mark runs                    c   compare the marked two
+  space         mark runs                    c   compare 2 to 4 marked
   d             delete the marked runs (or the highlighted one) after a
                 confirmation; a live run is kept (also d in a run's detail)
   r             resume a stopped run         escape   back
+
+Compare
+  t             x axis: step / wall time (from each run's first step)
+  escape        back
 
 A cross marks a choice this machine cannot run, with the reason.
 Effective batch = batch x accumulate x world (ddp processes, dp replicas).
