@@ -176,10 +176,14 @@ class Trainer:
             return None
         model = copy.deepcopy(self.model)
         optimizer = build_optimizer(self.config.optimizer, model.parameters())
-        x, y = self.loader.x[:self.micro_batch], self.loader.y[:self.micro_batch]
+        # A micro-batch gathered by random indices, as the training slices it: at large batches of a small
+        # model the gather is much of the step, and it is work that threads share too.
+        indices = torch.randperm(len(self.loader.x), device=self.loader.x.device)[:self.micro_batch]
+        data, targets = self.loader.x, self.loader.y
         autocast, loss_fn = self.precision.autocast(), self.loss_fn
 
         def step() -> None:
+            x, y = data[indices], targets[indices.to(targets.device)]
             with autocast:
                 out = model(x)
             loss_fn(out.float(), y).backward()
