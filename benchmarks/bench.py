@@ -296,11 +296,11 @@ def evaluate_targets(sections: list[Section], quick: bool) -> list[list[str]]:
             rows.append(["first frame under 1.0 s", s.data["first_frame"], "-"])
     s = by.get("process")
     if s and s.status == "ok":
-        first, imports = s.data.get("first_step_s"), s.data.get("imports_s")
-        if first and imports:
-            extra = sorted(first)[len(first) // 2] - sorted(imports)[len(imports) // 2]
-            rows.append(["whole process: exec to the first step within 0.30 s of `import torch, sklearn`",
-                         f"{extra:+.2f} s", verdict(extra <= 0.30)])
+        first, script = s.data.get("first_step_s"), s.data.get("script_first_step_s")
+        if first and script:
+            ours, theirs = sorted(first)[len(first) // 2], sorted(script)[len(script) // 2]
+            rows.append(["whole process: exec to the first optimizer step no later than the hand-written script's",
+                         f"{ours:.2f} s against {theirs:.2f} s", verdict(ours <= theirs)])
         for key in sorted((k for k in s.data if k.startswith("epochs-")), key=lambda k: int(k.split("-")[1])):
             ratio = s.data[key].get("ratio")
             if ratio:
