@@ -267,3 +267,24 @@ async def test_the_runs_list_shows_a_run_that_appears_and_counts_marks_as_they_c
         finally:
             lock.release()
         await pilot.press("escape", "q")
+
+
+def test_after_leaving_runs_training_the_terminal_says_which_and_how_to_find_them(runs_dir, capsys):
+    from types import SimpleNamespace
+
+    from tui_trainer.ui.app import print_left_training
+
+    left = finished_run(runs_dir, "left", 1e-3)  # training on elsewhere: its lock held, its heart beating
+    ended = finished_run(runs_dir, "ended", 1e-3)
+    lock = RunLock.acquire(left)
+    write_heartbeat(left)
+
+    def live(run_dir, detached=True):
+        return SimpleNamespace(run_id=run_dir.name, run_dir=run_dir, runner=SimpleNamespace(detached=detached))
+
+    try:
+        print_left_training(SimpleNamespace(live={"a": live(left), "b": live(ended)}))
+    finally:
+        lock.release()
+    assert capsys.readouterr().out.splitlines() == [
+        f"left training: {left.name}  (tui-trainer attach {left} follows it, tui-trainer stop {left} stops it)"]

@@ -416,6 +416,16 @@ class TrainerApp(App[int]):
             loop.remove_signal_handler(sig)
 
 
+def print_left_training(app: TrainerApp) -> None:
+    """After the app has given the terminal back: the runs it left training, and how to find them again."""
+    from tui_trainer.runs import live_owner
+
+    for live in app.live.values():
+        if live.runner.detached and live.run_dir is not None and live_owner(live.run_dir) is not None:
+            print(f"left training: {live.run_id}  (tui-trainer attach {live.run_dir} follows it, "
+                  f"tui-trainer stop {live.run_dir} stops it)")
+
+
 def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *, attach: Path | None = None,
             show_runs: bool = False, stop_on_exit: bool = False) -> int:
     """Open the app (on `runner`'s dashboard, or the attached run's, when given); return the exit code."""
@@ -425,6 +435,7 @@ def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *, 
         if live.runner.is_running() and not live.runner.detached:
             live.stop()
             live.runner.wait()
+    print_left_training(app)
     if app.return_code is not None and app.return_code != 0:
         return app.return_code
     return result if isinstance(result, int) else 0
