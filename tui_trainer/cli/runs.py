@@ -84,12 +84,10 @@ def _duration(row: dict, seconds) -> str:
     """The run's wall time; a live run's age since it started (its wall time comes at its end)."""
     if row["wall_s"] or not _live(row):
         return seconds(row["wall_s"])
-    from datetime import datetime
+    from tui_trainer.session.format import seconds_since
 
-    try:
-        return seconds(max(0.0, (datetime.now() - datetime.fromisoformat(row.get("started_at") or "")).total_seconds()))
-    except ValueError:
-        return "-"
+    age = seconds_since(row.get("started_at") or "")
+    return "-" if age is None else seconds(age)
 
 
 def table(rows: list[dict]) -> str:

@@ -63,3 +63,13 @@ def percent(value: float | None) -> str:
 def window(span: float) -> str:
     """The span a rate is measured over: "0.9s" under ten seconds, else as `seconds` writes it ("10s")."""
     return f"{span:.1f}s" if span < 9.95 else seconds(span)
+
+
+def seconds_since(started_at: str) -> float | None:
+    """Seconds since an ISO time a run recorded (its summary's `started_at`); None where it is unreadable."""
+    from datetime import datetime
+
+    try:
+        return max(0.0, (datetime.now() - datetime.fromisoformat(started_at)).total_seconds())
+    except (TypeError, ValueError):
+        return None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
@@ -69,7 +67,7 @@ class RunsTable(DataTable):
             f"{r.step}/{r.total_steps}",
             loss,
             rate,
-            fmt.seconds(r.wall_s if r.wall_s or not live else _age(r.started_at)),
+            fmt.seconds(r.wall_s if r.wall_s or not live else fmt.seconds_since(r.started_at) or 0.0),
             *settings_cells(self.settings.get(r.run_id)),
         ]
 
@@ -96,14 +94,6 @@ class RunsTable(DataTable):
         self.update_cell(record.run_id, "mark", Text(MARK if record.run_id in self.marked else " ", "bold cyan"))
         self.post_message(self.MarksChanged())
         self.move_cursor(row=self.cursor_row + 1)  # space, space, space marks a run of rows
-
-
-def _age(started_at: str) -> float:
-    """Seconds since a run started (its summary's start time), 0 where unknown."""
-    try:
-        return max(0.0, (datetime.now() - datetime.fromisoformat(started_at)).total_seconds())
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def settings_cells(settings) -> list[str]:
