@@ -71,7 +71,9 @@ def run(args) -> int:
 
 
 def _live(row: dict) -> bool:
-    return row["status"] in ("running", "starting")
+    from tui_trainer.runs.store import LIVE_STATES
+
+    return row["status"] in LIVE_STATES
 
 
 def _rate(row: dict) -> str:

@@ -18,6 +18,7 @@ from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
 SUMMARY_NAME = "summary.json"
+LIVE_STATES = ("running", "starting", "stopping")  # a run's status while a process trains it
 
 
 @dataclass(frozen=True, slots=True)

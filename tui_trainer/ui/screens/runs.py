@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tui_trainer.runs import RunRecord, live_owner
 from tui_trainer.runs.removal import remove_run, split_live
+from tui_trainer.runs.store import LIVE_STATES
 from tui_trainer.runs.settings import read_settings
 from tui_trainer.session import format as fmt
 from tui_trainer.ui.messages import RunEnded, RunsDeleted, RunsLoaded
@@ -28,7 +29,6 @@ from tui_trainer.ui.screens.run_detail import RunDetailScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
 
 LIVE_INTERVAL = 1.0  # seconds between refreshes of the live rows
-LIVE_STATES = ("running", "starting", "stopping")
 
 
 class RunsScreen(Screen):

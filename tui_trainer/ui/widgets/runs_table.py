@@ -8,6 +8,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from tui_trainer.runs import RunRecord
+from tui_trainer.runs.store import LIVE_STATES
 from tui_trainer.session import format as fmt
 
 STATUS_STYLE = {"completed": "green", "running": "bold green", "stopped": "yellow", "failed": "bold red",
@@ -57,7 +58,7 @@ class RunsTable(DataTable):
     def cells(self, r: RunRecord) -> list:
         """One run's row, in COLUMNS order."""
         loss = fmt.number(r.final_loss)
-        live = r.status in ("running", "starting")
+        live = r.status in LIVE_STATES
         # A run another process trains: its figures come at its end; until then its age, not "0 s".
         rate = fmt.rate(r.samples_per_s) if r.samples_per_s or not live else "-"
         return [
