@@ -246,7 +246,8 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
         await wait_for(pilot, lambda: len(plot.values) > 0, "the first losses")
         first = live.state.train_loss.count
         await wait_for(pilot, lambda: live.state.train_loss.count > first + 50, "more losses")
-        assert len(plot.values) > 1
+        # the plot is redrawn on the dashboard's refresh tick, not on each loss: wait for the tick
+        await wait_for(pilot, lambda: len(plot.values) > 1, "the plot to grow")
         await wait_for(pilot, lambda: any(ch in drawn(plot) for ch in BARS), "bars drawn in the loss plot")
         assert "running" in str(dashboard.query_one("#progress").render())
         await pilot.resize_terminal(140, 45)  # a resize keeps the layout sane: the plot takes the room
