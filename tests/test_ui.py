@@ -77,9 +77,10 @@ def no_run_outlives_its_test():
 
 
 async def wait_for(pilot, condition, what: str, timeout: float = 60.0) -> None:
-    """Let the app run until `condition()` holds; fail naming `what` after `timeout` seconds."""
+    """Let the app run until `condition()` holds and the screen on top has composed (a pushed screen is
+    `app.screen` before its widgets exist); fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (condition() and pilot.app.screen.is_mounted):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
         await pilot.pause(0.05)
@@ -113,6 +114,12 @@ async def type_number(pilot, input_id: str, text: str) -> None:
 
 def pane(app) -> OptionsPane:
     return app.screen.query_one(OptionsPane)
+
+
+def run_title(app) -> str:
+    """The dashboard's title line as drawn, or "" before the pushed dashboard has composed."""
+    titles = app.screen.query("#run-title")
+    return str(titles.first().render()) if titles else ""
 
 
 def drawn(widget) -> str:

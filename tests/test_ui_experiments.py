@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_ui import choose, finished_run, make_app, pane, presets_dir, wait_for  # noqa: F401 (fixture)
+from tests.test_ui import choose, finished_run, make_app, pane, presets_dir, run_title, wait_for  # noqa: F401 (fixture)
 from tui_trainer.ui.screens.compare import CompareScreen
 from tui_trainer.ui.screens.runs import RunsScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
@@ -78,7 +78,8 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await wait_for(pilot, lambda: app.screen.query("#queue-keys"), "the queue's question")
         await pilot.press("enter")  # start; a failed run would not stop the queue
         await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
-        assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2  run ")
+        await wait_for(pilot, lambda: run_title(app).startswith("queue 1/2  run "),
+                       "the queue's position in the title")
         from tui_trainer.ui.widgets.preset_list import PresetList
 
         presets = app.screen_stack[-2].query_one(PresetList)  # the launch screen under the dashboard

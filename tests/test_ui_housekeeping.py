@@ -3,7 +3,7 @@ while a sweep trains. Real runs, real files; every wait polls a condition a user
 
 from __future__ import annotations
 
-from tests.test_ui import finished_run, make_app, presets_dir, wait_for  # noqa: F401 (fixture)
+from tests.test_ui import finished_run, make_app, presets_dir, run_title, wait_for  # noqa: F401 (fixture)
 from tui_trainer.runs.liveness import RunLock, write_heartbeat
 from tui_trainer.ui.screens.confirm_delete import ConfirmDeleteScreen
 from tui_trainer.ui.screens.run_detail import RunDetailScreen
@@ -122,7 +122,8 @@ async def test_a_queue_started_with_f_stops_at_the_first_failed_run(presets_dir,
         await pilot.pause()
         await start_marked_queue(pilot, app, "f")
         await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
-        assert str(app.screen.query_one("#run-title").render()).startswith("queue 1/2 (stops on failure)  run ")
+        await wait_for(pilot, lambda: run_title(app).startswith("queue 1/2 (stops on failure)  run "),
+                       "the queue's position in the title")
         failed = app.screen.live
         await wait_for(pilot, lambda: failed.state.ended and app.queue_run_id is None, "the failed run to end")
         assert failed.state.status == "failed" and failed.config.name == "a-broken"
