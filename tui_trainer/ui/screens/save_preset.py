@@ -11,6 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from tui_trainer.config.names import PRESET_NAME_RULE, is_preset_name
+from tui_trainer.ui.widgets.ordered_input import OrderedInput
 
 
 class SavePresetScreen(ModalScreen[tuple[str, str] | None]):
@@ -36,8 +37,8 @@ class SavePresetScreen(ModalScreen[tuple[str, str] | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"save the options as a preset in {self.directory}/", markup=False)
-            yield Input(self.suggestion, id="name", placeholder="preset name")
-            yield Input(self.description, id="description", placeholder="one line shown in the preset list")
+            yield OrderedInput(self.suggestion, id="name", placeholder="preset name")
+            yield OrderedInput(self.description, id="description", placeholder="one line shown in the preset list")
             yield Static("", id="error", markup=False)
             yield Static("tab: name / description; enter saves, escape cancels", classes="hint", markup=False)
 

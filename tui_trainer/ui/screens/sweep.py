@@ -26,6 +26,7 @@ from tui_trainer.session import sweep_axes
 from tui_trainer.session.run_state import LossCurve
 from tui_trainer.ui.screens.save_preset import SavePresetScreen
 from tui_trainer.ui.widgets.loss_sparkline import LossSparkline
+from tui_trainer.ui.widgets.ordered_input import OrderedInput
 
 STATUS_STYLE = {"completed": "green", "skipped": "yellow", "failed": "bold red", "running": "bold cyan"}
 
@@ -107,14 +108,14 @@ class SweepScreen(Screen):
                     yield Label(offer.label)
                     yield AxisList(offer)
                     if offer.typed:
-                        yield Input(id=f"more-{offer.key.replace('.', '-')}", classes="more", placeholder="+ type",
-                                    type="integer", compact=True)
+                        yield OrderedInput(id=f"more-{offer.key.replace('.', '-')}", classes="more",
+                                           placeholder="+ type", type="integer", compact=True)
         yield Static("", id="sweep-hint", markup=False)
         with Horizontal(classes="settings"):
             yield Label("steps")
-            yield Input("100", id="steps", type="integer", compact=True)
+            yield OrderedInput("100", id="steps", type="integer", compact=True)
             yield Label("effective batch")
-            yield Input("", id="effective", type="integer", placeholder="blank: off", compact=True)
+            yield OrderedInput("", id="effective", type="integer", placeholder="blank: off", compact=True)
         yield Static("", id="sweep-count", markup=False)
         yield DataTable(id="sweep-rows", cursor_type="row", zebra_stripes=True)
         yield LossSparkline("train loss of the current row", id="sweep-loss")

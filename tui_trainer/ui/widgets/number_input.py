@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from textual import events
-from textual.widgets import Input
+
+from tui_trainer.ui.widgets.ordered_input import OrderedInput
 
 DIGITS = "0123456789"
 ID_LIST = DIGITS + ",[] "
 
 
-class NumberInput(Input):
+class NumberInput(OrderedInput):
     """An Input that takes digits only (and `[0, 1]` lists of GPU ids where `ids` is set).
 
     A plain Input claims every printable key, which would swallow the screen's one-letter keys
