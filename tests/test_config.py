@@ -103,6 +103,13 @@ def test_bad_override_is_blamed_on_the_command_line():
     assert any(line.startswith("--set: train.precison") and 'did you mean "precision"' in line for line in lines)
 
 
+def test_an_override_of_a_misspelt_section_is_blamed_on_the_command_line_not_the_preset():
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(PRESETS / "cpu-quick.toml", ["optim.lr=0.01"])
+    assert messages(excinfo) == ['--set: optim.lr = 0.01: unknown section; did you mean "optimizer"? '
+                                 '(allowed: data, model, optimizer, schedule, train, strategy, logging)']
+
+
 def test_fp16_and_gpu_strategies_are_refused_on_a_cpu_machine_with_what_to_choose():
     config = make_config(train={"precision": "fp16-mixed"}, strategy={"name": "single"})
     lines = [str(p) for p in validate_for_machine(config, CPU_ONLY)]

@@ -125,8 +125,14 @@ def parse_config(raw: dict, *, source: str, name: str, origins: dict[str, str] |
 
     for key in raw:
         if key not in SECTIONS and key not in TOP_LEVEL_KEYS:
-            problems.append(ConfigProblem(source, key, raw[key], _unknown(key, [*SECTIONS, *TOP_LEVEL_KEYS],
-                                                                          "section or key")))
+            typed = [dotted for dotted in origins if dotted.partition(".")[0] == key]
+            if typed:  # `--set optim.lr=...`: the mistake is on the command line, not in the preset
+                section, _, name = typed[0].partition(".")
+                problems.append(ConfigProblem(origins[typed[0]], typed[0], raw[section][name],
+                                              _unknown(key, list(SECTIONS), "section")))
+            else:
+                problems.append(ConfigProblem(source, key, raw[key], _unknown(key, [*SECTIONS, *TOP_LEVEL_KEYS],
+                                                                              "section or key")))
     description = raw.get("description", "")
     if not isinstance(description, str):
         problems.append(ConfigProblem(source, "description", description, "expected a string"))
