@@ -12,12 +12,17 @@ from tests.conftest import ROOT, cli
 from tui_trainer.training.checkpoint import load_checkpoint
 
 
+def strict(constant: str):
+    """json.loads's hook for NaN/Infinity: sweep.json is read by scripts in any language, so it has none."""
+    raise AssertionError(f"{constant} in sweep.json: not JSON that strict parsers (jq, JavaScript) read")
+
+
 def sweep_files(result, sweeps: Path) -> tuple[Path, dict, list[dict]]:
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("sweep directory: "), result.stdout
     directory = Path(last.removeprefix("sweep directory: "))
     assert directory.parent == sweeps
-    data = json.loads((directory / "sweep.json").read_text())
+    data = json.loads((directory / "sweep.json").read_text(), parse_constant=strict)
     with open(directory / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return directory, data, rows
@@ -91,13 +96,16 @@ def test_effective_batch_mode_derives_accumulation_and_its_runs_equal_runs_start
 
 def test_a_failing_combination_is_recorded_and_the_sweep_goes_on(tmp_path):
     runs, sweeps = tmp_path / "runs", tmp_path / "sweeps"
-    result = cli("sweep", "cpu-quick", "--grid", "model.name=tests.user_parts:broken_model,mlp", "--steps", "5",
+    result = cli("sweep", "cpu-quick", "--grid", "model.name=tests.user_parts:broken_model,mlp",
+                 "--grid", "optimizer.lr=0.001,1e9", "--steps", "5",
                  "--runs-dir", str(runs), "--sweeps-dir", str(sweeps), cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr + result.stdout
     _, data, _ = sweep_files(result, sweeps)
-    broken, mlp = data["rows"]
-    assert broken["status"] == "failed" and "this model cannot be built" in broken["reason"]
+    broken, broken_too, mlp, diverging = data["rows"]
+    assert broken["status"] == broken_too["status"] == "failed" and "this model cannot be built" in broken["reason"]
     assert mlp["status"] == "completed" and mlp["fastest"] and mlp["relative_speed"] == 1.0
+    assert diverging["status"] == "failed" and "loss became" in diverging["reason"]
+    assert diverging["metric"] is None
 
 
 def test_a_typo_in_an_axis_is_bad_input_and_starts_nothing(tmp_path):

@@ -122,3 +122,19 @@ class _SlowsDown(nn.Module):
 
 def slows_down(in_features: int, out_features: int) -> nn.Module:
     return _SlowsDown(in_features, out_features)
+
+
+class _NanWhenEvaluated(nn.Module):
+    """Trains normally, predicts NaN in eval mode (as a model with a broken eval-only branch would)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+
+    def forward(self, x):
+        out = self.net(x)
+        return out if self.training else out * float("nan")
+
+
+def nan_when_evaluated(in_features: int, out_features: int) -> nn.Module:
+    return _NanWhenEvaluated(in_features, out_features)

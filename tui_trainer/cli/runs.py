@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 
 # `runs --csv` columns, in order; names as in `runs --json` (the settings' names: runs.settings.SETTING_KEYS).
@@ -56,7 +55,9 @@ def run(args) -> int:
         return remove(args)
     rows = listed_runs(args.runs_dir, exact=args.json)
     if args.json:
-        print(json.dumps(rows, indent=2))
+        from tui_trainer.runs.strict_json import strict_json
+
+        print(strict_json(rows))
         return 0
     if args.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")

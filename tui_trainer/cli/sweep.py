@@ -151,15 +151,14 @@ def table(rows) -> str:
 
 def list_command(args) -> int:
     """`tui-trainer sweeps`: every sweep directory with its preset, axes, row counts and fastest row."""
-    import json
-
+    from tui_trainer.runs.strict_json import strict_json
     from tui_trainer.runs.sweep import list_sweeps
 
     entries = list_sweeps(args.sweeps_dir)
     if args.json:
-        print(json.dumps([{"path": str(e.path), "preset": e.preset, "axes": list(e.axes), "rows": e.rows,
-                           "completed": e.completed, "skipped": e.skipped, "failed": e.failed,
-                           "finished": e.finished, "fastest": e.fastest} for e in entries], indent=2))
+        print(strict_json([{"path": str(e.path), "preset": e.preset, "axes": list(e.axes), "rows": e.rows,
+                             "completed": e.completed, "skipped": e.skipped, "failed": e.failed,
+                             "finished": e.finished, "fastest": e.fastest} for e in entries]))
         return 0
     if not entries:
         print(f"no sweeps in {args.sweeps_dir}")

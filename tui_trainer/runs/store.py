@@ -14,6 +14,7 @@ from tui_trainer.config.errors import ConfigError, ConfigProblem, escape, format
 from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
 from tui_trainer.runs.metrics import last_step
 from tui_trainer.runs.protocol import CHECKPOINT_FILE, planned_steps, write_atomic
+from tui_trainer.runs.strict_json import strict_json
 from tui_trainer.training.events import RunSummary
 
 CONFIG_NAME = "config.toml"
@@ -107,7 +108,7 @@ def write_summary(run_dir: str | Path, summary: RunSummary | dict, **extra) -> N
     """
     path = Path(run_dir) / SUMMARY_NAME
     data = (asdict(summary) if isinstance(summary, RunSummary) else dict(summary)) | extra
-    text = json.dumps(data, indent=2, allow_nan=True) + "\n"
+    text = strict_json(data) + "\n"
     try:
         write_atomic(path, text)
     except OSError:

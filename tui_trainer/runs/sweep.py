@@ -33,6 +33,7 @@ from pathlib import Path
 
 from tui_trainer.config import ConfigError, ConfigProblem, Machine, RunConfig, load_config, validate_for_machine
 from tui_trainer.config.presets import parse_override
+from tui_trainer.runs.strict_json import strict_json
 
 SWEEP_JSON = "sweep.json"
 SWEEP_CSV = "sweep.csv"
@@ -315,7 +316,7 @@ def write_sweep(directory: str | Path, plan: SweepPlan, rows, *, finished: bool)
     data = {"preset": plan.preset, "axes": {a.key: [_plain(v) for v in a.values] for a in plan.axes},
             "steps": plan.steps, "effective_batch": plan.effective_batch or None, "finished": finished,
             "written_at": datetime.now().isoformat(timespec="seconds"), "rows": [r.as_json() for r in rows]}
-    _atomic(directory / SWEEP_JSON, json.dumps(data, indent=2, allow_nan=True) + "\n")
+    _atomic(directory / SWEEP_JSON, strict_json(data) + "\n")
     keys = list(dict.fromkeys(k for r in rows for k, _ in r.values))
     lines = [[*keys, *ROW_FIELDS]]
     for r in rows:
