@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +30,13 @@ def run_to_end(config, runs_dir: Path, timeout: float = 120):
     summary = runner.wait(timeout)
     assert summary is not None, "the run did not end in time"
     return summary, run_dir, runner.drain()
+
+
+def strict_json(text: str):
+    """Parse JSON as strict parsers (jq, JavaScript, Go) do: NaN and Infinity are not JSON, so they fail."""
+    def refuse(constant: str):
+        raise AssertionError(f"{constant} written: not JSON that strict parsers read")
+    return json.loads(text, parse_constant=refuse)
 
 
 def cli(*args: str, cwd: Path = ROOT, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from tests.conftest import cli
+from tests.conftest import cli, strict_json
 
 
 def test_runs_list_shows_each_runs_strategy_precision_accumulation_effective_batch_and_lr(tmp_path):
@@ -35,21 +35,16 @@ def test_runs_list_shows_each_runs_strategy_precision_accumulation_effective_bat
     assert "bf16-mixed" in bf16_line and " 64 " in bf16_line and "0.003" in bf16_line
 
 
-def refuse_nan(constant: str):
-    """json.loads's hook for NaN/Infinity, which strict JSON parsers (jq, JavaScript, Go) refuse."""
-    raise AssertionError(f"{constant} written: not JSON that strict parsers read")
-
-
 def test_a_runs_figures_that_are_not_numbers_are_null_in_summary_json_and_runs_json(tmp_path):
     result = cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.max_steps=3",
                  "--set", "model.name=tests.user_parts:nan_when_evaluated")
     assert result.returncode == 0, result.stderr
     assert "val loss (last evaluation) nan" in result.stdout  # the terminal still says what happened
     (run_dir,) = tmp_path.iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text(), parse_constant=refuse_nan)
+    summary = strict_json((run_dir / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final_loss"] > 0
     assert summary["final_val_loss"] is None and summary["best_val_loss"] is None and summary["metric"] is None
-    (row,) = json.loads(cli("runs", "--json", "--runs-dir", str(tmp_path)).stdout, parse_constant=refuse_nan)
+    (row,) = strict_json(cli("runs", "--json", "--runs-dir", str(tmp_path)).stdout)
     assert row["final_val_loss"] is None and row["final_loss"] == summary["final_loss"]
 
 

@@ -8,13 +8,8 @@ from pathlib import Path
 
 import torch
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, strict_json
 from tui_trainer.training.checkpoint import load_checkpoint
-
-
-def strict(constant: str):
-    """json.loads's hook for NaN/Infinity: sweep.json is read by scripts in any language, so it has none."""
-    raise AssertionError(f"{constant} in sweep.json: not JSON that strict parsers (jq, JavaScript) read")
 
 
 def sweep_files(result, sweeps: Path) -> tuple[Path, dict, list[dict]]:
@@ -22,7 +17,7 @@ def sweep_files(result, sweeps: Path) -> tuple[Path, dict, list[dict]]:
     assert last.startswith("sweep directory: "), result.stdout
     directory = Path(last.removeprefix("sweep directory: "))
     assert directory.parent == sweeps
-    data = json.loads((directory / "sweep.json").read_text(), parse_constant=strict)
+    data = strict_json((directory / "sweep.json").read_text())  # scripts in any language read it
     with open(directory / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return directory, data, rows
