@@ -103,6 +103,13 @@ def test_bad_override_is_blamed_on_the_command_line():
     assert any(line.startswith("--set: train.precison") and 'did you mean "precision"' in line for line in lines)
 
 
+def test_dataparallel_on_one_device_points_to_single_and_to_cpu():
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(PRESETS / "cpu-quick.toml", ["strategy.name=dp"])
+    assert messages(excinfo) == [f'{PRESETS / "cpu-quick.toml"}: strategy.devices = 1: strategy "dp" needs at least '
+                                 '2 GPUs; for one GPU choose "single", without a GPU "cpu"']
+
+
 def test_an_override_of_a_misspelt_section_is_blamed_on_the_command_line_not_the_preset():
     with pytest.raises(ConfigError) as excinfo:
         load_config(PRESETS / "cpu-quick.toml", ["optim.lr=0.01"])

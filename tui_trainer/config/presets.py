@@ -235,7 +235,7 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
         out.append(("strategy.devices", list(s.devices), "strategy \"single\" uses one GPU id, e.g. [0]"))
     if s.name == "dp" and device_count(s.devices) < 2:
         out.append(("strategy.devices", as_written(s.devices), "strategy \"dp\" needs at least 2 GPUs; "
-                    "for one GPU choose \"single\""))
+                    "for one GPU choose \"single\", without a GPU \"cpu\""))
     if lists_ids(s.devices) and len(set(s.devices)) != len(s.devices) and s.name != "model-parallel":
         out.append(("strategy.devices", list(s.devices), "expected distinct GPU ids (only model-parallel may "
                     "put two stages on one GPU)"))
