@@ -143,6 +143,32 @@ def test_presets_json_lists_name_description_and_validity():
     assert any("no usable GPU" in e for e in entries["dp-fp16"]["errors"])
 
 
+def test_a_built_wheel_carries_the_presets_and_they_are_found_from_any_directory(tmp_path):
+    import importlib.util
+    import shutil
+    import zipfile
+
+    source = tmp_path / "source"  # a copy: building writes build/ and *.egg-info beside the sources
+    shutil.copytree(ROOT / "presets", source / "presets")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "tui_trainer", source / "tui_trainer", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", *isolation, "-w",
+                            str(tmp_path / "wheel"), str(source)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "wheel").glob("tui_trainer-*.whl")
+    shipped = {Path(n).name for n in zipfile.ZipFile(wheel).namelist() if n.startswith("tui_trainer/presets/")}
+    assert shipped == {p.name for p in PRESETS.glob("*.toml")}
+    # with no ./presets where it runs, the command finds the presets shipped with the package by name
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    listed = cli("presets", "--json", cwd=elsewhere)
+    assert listed.returncode == 0, listed.stderr
+    assert {e["name"] for e in json.loads(listed.stdout)} == {p.stem for p in PRESETS.glob("*.toml")}
+
+
 def test_runs_lists_status_loss_and_speed(tmp_path):
     assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.epochs=2").returncode == 0
     listing = json.loads(cli("runs", "--json", "--runs-dir", str(tmp_path)).stdout)

@@ -18,11 +18,12 @@ DEFAULT_RUNS_DIR = "runs"
 
 
 def default_presets_dir() -> Path:
-    """./presets when it exists, else the presets shipped beside the package (a source checkout)."""
+    """./presets when it exists, else the presets shipped with the package (tui_trainer/presets, a link
+    to the checkout's presets/ in a source tree, copied files in an installed wheel)."""
     here = Path("presets")
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parents[2] / "presets"
+    return Path(__file__).resolve().parents[1] / "presets"
 
 
 def build_parser() -> argparse.ArgumentParser:
