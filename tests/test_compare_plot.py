@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
+from tests.conftest import make_config
 from tests.test_ui import finished_run, make_app, presets_dir, wait_for  # noqa: F401 (fixture)
+from tui_trainer.runs import Runner, RunStore
+from tui_trainer.session import format as fmt
 from tui_trainer.runs import Curves
 from tui_trainer.ui.screens.compare import STEP, WALL_TIME, CompareScreen, on_axis
 from tui_trainer.ui.screens.runs import RunsScreen
@@ -134,6 +137,27 @@ async def test_compare_overlays_both_runs_on_one_plot_and_t_switches_to_wall_tim
         assert series_drawn(train) == {0, 1}
         await pilot.press("t")
         await wait_for(pilot, lambda: "x: step" in drawn(train), "back to the step axis")
+        await pilot.press("escape", "escape", "q")
+
+
+async def test_the_val_plot_draws_every_evaluation_so_its_labels_are_the_real_best_and_worst(presets_dir, runs_dir):
+    from tui_trainer.runs import read_curves
+
+    runs = []
+    for name, lr in (("often-a", 1e-3), ("often-b", 3e-3)):  # 400 evaluations each: more than the 300 drawn points
+        config = make_config(name, train={"max_steps": 400, "eval_every": 1}, optimizer={"lr": lr})
+        runner = Runner(config, RunStore(runs_dir))
+        runs.append(runner.start())
+        assert runner.wait(300) is not None
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_compare(pilot, app)
+        val_losses = [read_curves(r / "metrics.jsonl").val_losses for r in runs]
+        assert [len(points[1][1]) for points in screen.points] == [400, 400], "one drawn point per evaluation"
+        labels = [row.split("┤")[0].strip() for row in drawn(screen.query_one("#val-overlay")).splitlines()
+                  if "┤" in row]
+        worst, best = max(map(max, val_losses)), min(map(min, val_losses))
+        assert labels[0] == fmt.number(worst, 3) and labels[-1] == fmt.number(best, 3)
         await pilot.press("escape", "escape", "q")
 
 

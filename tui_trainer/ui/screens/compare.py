@@ -22,6 +22,7 @@ from tui_trainer.ui.widgets.overlay_plot import OverlayData, OverlayPlot, Overla
 from tui_trainer.ui.widgets.run_figures import RunFigures
 
 MAX_COMPARED = 4
+MAX_VAL_POINTS = 20_000  # evaluations drawn one point each (the y labels are their real max and min) up to this
 STEP, WALL_TIME = "step", "wall time"
 
 
@@ -93,7 +94,7 @@ class CompareScreen(Screen):
         self.loaded.append(message)
         if len(self.loaded) == len(self.records):
             self.curves = tuple(m.curves for m in self.loaded)
-            self.points = [(curve_points(c.steps, c.losses), curve_points(c.val_steps, c.val_losses))
+            self.points = [(curve_points(c.steps, c.losses), curve_points(c.val_steps, c.val_losses, MAX_VAL_POINTS))
                            for c in self.curves]
             self.draw()
 
