@@ -261,7 +261,10 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
         await wait_for(pilot, lambda: plot.size.width > 100, "the plot to widen")
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: plot.size.width <= 80 and plot.size.height >= 1, "the plot to narrow")
-        assert dashboard.query_one("#log").region.bottom <= 23  # above the footer
+        log = dashboard.query_one("#log")
+        assert log.region.bottom <= 23  # above the footer
+        await wait_for(pilot, lambda: log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y,
+                       "the log's newest line in view after the resize")
 
         await pilot.press("x")
         await wait_for(pilot, lambda: live.state.status == "stopped", "status stopped")

@@ -31,6 +31,10 @@ class LogPane(RichLog):
     def on_mount(self) -> None:
         self.border_title = "log"
 
+    def on_resize(self) -> None:
+        """Keep the newest line in view when the terminal is resized (the lines wrap again)."""
+        self.call_after_refresh(self.scroll_end, animate=False)
+
     def watch_tail(self, old: LogTail, new: LogTail) -> None:
         """Write the lines added since the tail shown before (RichLog keeps what it has written)."""
         for level, text in new.since(old.total):
