@@ -270,22 +270,30 @@ async def test_the_runs_list_shows_a_run_that_appears_and_counts_marks_as_they_c
         await pilot.press("escape", "q")
 
 
-def test_after_leaving_runs_training_the_terminal_says_which_and_how_to_find_them(runs_dir, capsys):
+def test_after_quitting_the_terminal_says_how_each_run_ended_and_how_to_find_it_again(runs_dir, capsys):
+    from dataclasses import replace
     from types import SimpleNamespace
 
-    from tui_trainer.ui.app import print_left_training
+    from tui_trainer.runs.store import read_summary
+    from tui_trainer.ui.app import print_run_ends
 
     left = finished_run(runs_dir, "left", 1e-3)  # training on elsewhere: its lock held, its heart beating
     ended = finished_run(runs_dir, "ended", 1e-3)
+    stopped = finished_run(runs_dir, "stopped", 1e-3)
     lock = RunLock.acquire(left)
     write_heartbeat(left)
 
-    def live(run_dir, detached=True):
-        return SimpleNamespace(run_id=run_dir.name, run_dir=run_dir, runner=SimpleNamespace(detached=detached))
+    def live(run_dir, detached=False, summary=None):
+        return SimpleNamespace(run_id=run_dir.name, run_dir=run_dir, runner=SimpleNamespace(detached=detached),
+                               state=SimpleNamespace(summary=summary))
 
+    runs = {"a": live(left, detached=True), "b": live(ended, summary=read_summary(ended)),
+            "c": live(stopped, summary=replace(read_summary(stopped), status="stopped", step=20))}
     try:
-        print_left_training(SimpleNamespace(live={"a": live(left), "b": live(ended)}))
+        print_run_ends(SimpleNamespace(live=runs))
     finally:
         lock.release()
     assert capsys.readouterr().out.splitlines() == [
-        f"left training: {left.name}  (tui-trainer attach {left} follows it, tui-trainer stop {left} stops it)"]
+        f"left training: {left.name}  (tui-trainer attach {left} follows it, tui-trainer stop {left} stops it)",
+        f"completed: {ended.name} at step 40/40",
+        f"stopped: {stopped.name} at step 20/40  (tui-trainer resume {stopped} continues it)"]

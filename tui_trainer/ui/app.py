@@ -416,14 +416,27 @@ class TrainerApp(App[int]):
             loop.remove_signal_handler(sig)
 
 
-def print_left_training(app: TrainerApp) -> None:
-    """After the app has given the terminal back: the runs it left training, and how to find them again."""
+def print_run_ends(app: TrainerApp) -> None:
+    """After the app has given the terminal back: one line per run of this session, how it ended, and
+    how to find it again (the runs left training with attach and stop, the stopped ones with resume)."""
     from tui_trainer.runs import live_owner
 
     for live in app.live.values():
-        if live.runner.detached and live.run_dir is not None and live_owner(live.run_dir) is not None:
+        if live.run_dir is None:
+            continue
+        if live.runner.detached and live_owner(live.run_dir) is not None:
             print(f"left training: {live.run_id}  (tui-trainer attach {live.run_dir} follows it, "
                   f"tui-trainer stop {live.run_dir} stops it)")
+            continue
+        summary = live.state.summary
+        if summary is None:
+            continue
+        line = f"{summary.status}: {live.run_id} at step {summary.step}/{summary.total_steps}"
+        if summary.status == "stopped":
+            line += f"  (tui-trainer resume {live.run_dir} continues it)"
+        elif summary.error:
+            line += f": {summary.error}"
+        print(line)
 
 
 def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *, attach: Path | None = None,
@@ -435,7 +448,7 @@ def run_app(presets_dir: Path, runs_dir: Path, runner: Runner | None = None, *, 
         if live.runner.is_running() and not live.runner.detached:
             live.stop()
             live.runner.wait()
-    print_left_training(app)
+    print_run_ends(app)
     if app.return_code is not None and app.return_code != 0:
         return app.return_code
     return result if isinstance(result, int) else 0
