@@ -124,6 +124,12 @@ class OptionsPane(VerticalScroll, can_focus=False):
         self._labels = {}
         self.revalidate()
 
+    @property
+    def edited(self) -> bool:
+        """Whether the user changed an option of the shown preset (its file's values are not what is shown)."""
+        entry = self.entry
+        return entry is not None and entry.config is not None and self.values != options.values_of(entry.config)
+
     # --------------------------------------------------------------- changes
     def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
