@@ -247,6 +247,33 @@ async def test_a_preset_edited_on_disk_under_edits_in_the_pane_reloads_them_and_
         await wait_for(pilot, lambda: app.screen.live.state.ended, "the short run to end")
 
 
+async def test_typing_in_a_number_field_appends_to_the_value_wherever_an_earlier_edit_left_the_cursor(
+        presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        epochs = pane(app).query_one("#epochs")
+        await tab_to(pilot, "epochs")
+        await pilot.press("end", "backspace", "backspace", "backspace", "5")  # cpu-quick: 100 -> 5, the cursor at 1
+        assert epochs.value == "5"
+        await pilot.press("escape", *["down"] * [e.name for e in presets.entries].index("digits-classify"))
+        await wait_for(pilot, lambda: pane(app).entry.name == "digits-classify", "digits-classify")
+        assert epochs.value == "40"
+        await tab_to(pilot, "epochs")
+        await pilot.press("7")
+        assert epochs.value == "407", "typed after the value, not inside it"
+
+        # a value loaded while the field has the focus (its file changed on disk) puts the cursor at its end too
+        await pilot.press("left", "left")
+        path = presets_dir / "digits-classify.toml"
+        path.write_text(path.read_text().replace("epochs = 40", "epochs = 12"))
+        await wait_for(pilot, lambda: epochs.value == "12", "the file's new value", 10)
+        assert app.focused is epochs
+        await pilot.press("3")
+        assert epochs.value == "123"
+
+
 async def test_changing_precision_and_accumulation_revalidates_at_once(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
