@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.test_ui import choose, finished_run, make_app, pane, presets_dir, run_title, wait_for  # noqa: F401 (fixture)
 from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.launch import LaunchScreen
 from tui_trainer.ui.screens.runs import RunsScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
 
@@ -76,6 +77,8 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await pilot.pause()
         await pilot.press("space", "j", "space", "enter")
         await wait_for(pilot, lambda: app.screen.query("#queue-keys"), "the queue's question")
+        second = presets_dir / "b-second.toml"  # edited while the question is open: queued as it is then
+        second.write_text(second.read_text().replace("max_steps = 15", "max_steps = 12"))
         await pilot.press("enter")  # start; a failed run would not stop the queue
         await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
         await wait_for(pilot, lambda: run_title(app).startswith("queue 1/2  run "),
@@ -88,9 +91,14 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),
                        "both queued runs to end", timeout=180)
         assert [l.config.name for l in app.live.values()] == ["a-first", "b-second"]
+        assert [l.config.train.max_steps for l in app.live.values()] == [15, 12]
         assert all(l.state.status == "completed" for l in app.live.values())
         assert isinstance(app.screen, RunDashboard) and app.screen.live.queue_label == "queue 2/2"
-        await pilot.press("escape", "escape", "r")
+        assert sum(isinstance(s, RunDashboard) for s in app.screen_stack) == 1, \
+            "the next queue run's dashboard took the place of the one watched"
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen), "one escape leads back to the launch screen"
+        await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
         table = app.screen.query_one(RunsTable)
         rows = {table.records[k].name: table.get_row(k) for k in table.records}
