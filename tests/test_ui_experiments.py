@@ -206,6 +206,47 @@ async def test_sweep_screen_takes_a_typed_batch_size_and_fits_an_80x24_terminal(
         await pilot.press("escape", "q")
 
 
+async def test_sweep_screen_digits_on_a_list_add_a_value_steps_are_checked_as_typed_and_statuses_fit(
+        presets_dir, runs_dir):
+    from tests.test_ui import drawn, tab_to
+    from tui_trainer.ui.screens.sweep import SweepScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        hint = sweep.query_one("#sweep-hint")
+        count = sweep.query_one("#sweep-count")
+        await tab_to(pilot, "axis-train-accumulate")
+        assert "accumulate: space picks" in str(hint.render()) and "type a number" in str(hint.render())
+        await pilot.press("3")  # on the list: it goes to the list's "+ type" field, as the hint says
+        field = sweep.query_one("#more-train-accumulate")
+        assert app.focused is field and field.value == "3"
+        assert str(hint.render()).startswith("accumulate: type a whole number"), "the hint speaks of this field"
+        await pilot.press("enter")
+        assert sweep.picked()["train.accumulate"] == ("1", "3")
+        await tab_to(pilot, "more-data-batch_size")
+        assert str(hint.render()).startswith("batch size: type a whole number"), "not the axis left behind"
+
+        await tab_to(pilot, "steps")
+        await pilot.press("end", "ctrl+u", "0", "0", "0")
+        assert str(count.render()) == "1 axis, 2 runs of 0 steps  ✗ steps: expected a whole number >= 1"
+        await pilot.press("enter")  # refused in the same words
+        assert sweep.plan is None
+        assert str(sweep.query_one("#sweep-status").render()) == "✗ steps: expected a whole number >= 1"
+        await pilot.press("end", "ctrl+u", "0", "0", "5")
+        assert str(count.render()) == "1 axis, 2 runs of 5 steps"
+
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sweep.finished, "the two short rows", timeout=300)
+        table = sweep.query_one("#sweep-rows")
+        assert all(r.status == "completed" for r in sweep.rows)
+        assert drawn(table).count("completed") == 2, "the status column is never cut at 80 columns"
+        await pilot.press("escape", "q")
+
+
 async def test_options_toggle_compile_and_tensorboard(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:
