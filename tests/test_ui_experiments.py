@@ -231,8 +231,9 @@ async def test_sweep_screen_digits_on_a_list_add_a_value_steps_are_checked_as_ty
         assert str(hint.render()).startswith("batch size: type a whole number"), "not the axis left behind"
 
         await tab_to(pilot, "steps")
+        assert str(hint.render()).startswith("steps: the optimizer steps each run takes")
         await pilot.press("end", "ctrl+u", "0", "0", "0")
-        assert str(count.render()) == "1 axis, 2 runs of 0 steps  ✗ steps: expected a whole number >= 1"
+        assert str(count.render()) == "✗ steps: expected a whole number >= 1; 1 axis, 2 runs of 0 steps"
         await pilot.press("enter")  # refused in the same words
         assert sweep.plan is None
         assert str(sweep.query_one("#sweep-status").render()) == "✗ steps: expected a whole number >= 1"

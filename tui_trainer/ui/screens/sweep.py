@@ -163,8 +163,8 @@ class SweepScreen(Screen):
         shown = str(int(steps)) if steps.isdigit() else steps  # 007 reads 7, 000 reads 0
         summary = Text(pick.summary(shown))
         field.set_class(steps_value(steps) is None, "-invalid")
-        if steps_value(steps) is None:
-            summary.append(f"  ✗ {STEPS_PROBLEM}", "bold red")
+        if steps_value(steps) is None:  # first: the line is one row, and a long count is cut at its end
+            summary = Text.assemble((f"✗ {STEPS_PROBLEM}", "bold red"), "; ", summary)
         self.query_one("#sweep-count", Static).update(summary)
         return pick
 
@@ -189,6 +189,11 @@ class SweepScreen(Screen):
         elif event.widget.has_class("more"):  # a `+ type` field: its own axis, not the one left
             axis = event.widget.parent.query_one(AxisList)
             self.hint(f"{axis.offer.label}: type a whole number, enter adds it to the list above, picked")
+        elif event.widget.id == "steps":
+            self.hint("steps: the optimizer steps each run takes (a whole number >= 1); enter starts the sweep")
+        elif event.widget.id == "effective":
+            self.hint("effective batch: blank: off; a number sets each row's accumulation to it / (batch size x "
+                      "processes): sweep batch size then, not accumulate")
 
     def explain(self, axis: AxisList) -> None:
         """Say why this machine cannot run the highlighted value (it may still be picked: its rows are skipped)."""
