@@ -79,3 +79,26 @@ def test_a_progress_line_names_its_rate_window_under_and_over_ten_seconds():
                                    train_loss=2.5))
         line = state.line()
         assert f"40,000 samples/s {shown}" in line and line.startswith("step 500/1000"), line
+
+
+def test_preset_watch_follows_the_directory_and_reads_only_the_files_that_changed(tmp_path):
+    from tests.conftest import PRESETS
+    from tui_trainer.config import Machine
+    from tui_trainer.session.preset_watch import PresetWatch
+
+    quick = (PRESETS / "cpu-quick.toml").read_text()
+    (tmp_path / "a.toml").write_text(quick)
+    (tmp_path / "b.toml").write_text(quick.replace('precision = "fp32"', 'precision = "fp17"'))
+    watch = PresetWatch(tmp_path, Machine((), 2, "no GPU"))
+    assert watch.poll() and [e.name for e in watch.entries] == ["a", "b"]
+    a, b = watch.entries
+    assert a.valid and not b.valid
+    assert not watch.poll(), "nothing changed: nothing to show again"
+    assert watch.entries[0] is a and watch.entries[1] is b, "an unchanged file is not read again"
+
+    (tmp_path / "b.toml").write_text(quick.replace("epochs = 100", "epochs = 2"))  # fixed, in place
+    (tmp_path / "c.toml").write_text(quick)
+    (tmp_path / "a.toml").unlink()
+    assert watch.poll()
+    assert [e.name for e in watch.entries] == ["b", "c"]
+    assert watch.entries[0].valid and watch.entries[0].config.train.epochs == 2

@@ -182,6 +182,98 @@ async def test_a_preset_that_cannot_be_read_shows_its_error_not_the_previous_opt
         await wait_for(pilot, lambda: all(row.display for row in options.query(".row")), "the option rows back")
 
 
+async def test_presets_fixed_added_edited_or_removed_on_disk_show_while_the_app_is_open(presets_dir, runs_dir):
+    quick = (presets_dir / "cpu-quick.toml").read_text()
+    typo = presets_dir / "typo.toml"
+    typo.write_text(quick.replace('precision = "fp32"', 'precision = "fp17"'))
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        options = pane(app)
+        names = [e.name for e in presets.entries]
+        await pilot.press(*["down"] * names.index("typo"))
+        await wait_for(pilot, lambda: options.entry.name == "typo", "the typo preset")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("cannot start" in n.message for n in app._notifications), "a refusal")
+        await pilot.press(*["up"] * (names.index("typo") - 1), "space", "down", "space")  # 2 marks: ddp-bf16-accum4
+        await pilot.press(*["down"] * (names.index("typo") - 2))  # and digits-classify; back to typo
+        assert presets.current.name == "typo" and presets.marked == ["ddp-bf16-accum4", "digits-classify"]
+
+        # fixed, with a new value; one preset added, one removed: all while the app is open
+        typo.write_text(quick.replace("epochs = 100", "epochs = 2"))
+        (presets_dir / "added.toml").write_text(quick.replace("epochs = 100", "epochs = 7"))
+        (presets_dir / "ddp-bf16-accum4.toml").unlink()
+        await wait_for(pilot, lambda: "added" in [e.name for e in presets.entries]
+                       and "ddp-bf16-accum4" not in [e.name for e in presets.entries], "the list to follow", 10)
+        assert presets.current.name == "typo", "the highlighted preset stays highlighted"
+        assert presets.marked == ["digits-classify"], "a mark stays where its file does"
+        await wait_for(pilot, lambda: options.evaluated.runnable, "the fixed preset runnable", 10)
+        assert options.query_one("#epochs").value == "2"
+        assert "✗" not in str(presets.get_option_at_index(presets.entries.index(presets.current)).prompt)
+        assert "runnable here" in str(options.query_one("#problems").render())
+
+        await pilot.press(*["up"] * (presets.highlighted - presets.entries.index(presets.marked_entries[0])))
+        await pilot.press("space")  # unmarked: enter starts the highlighted preset alone
+        await pilot.press(*["down"] * ([e.name for e in presets.entries].index("typo") - presets.highlighted))
+        await wait_for(pilot, lambda: options.entry.name == "typo" and not presets.marked, "typo, nothing marked")
+        # edited once more just before enter, with no time for the timer to see it: enter reads the file now
+        typo.write_text(quick.replace("epochs = 100", "epochs = 3"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        live = app.screen.live
+        assert live.config.name == "typo"
+        assert load_config(live.run_dir / "config.toml").train.epochs == 3, "the run trains the file as it is now"
+        await wait_for(pilot, lambda: live.state.ended, "the short run to end")
+
+
+async def test_a_preset_edited_on_disk_under_edits_in_the_pane_reloads_them_and_says_so(presets_dir, runs_dir):
+    quick = presets_dir / "cpu-quick.toml"
+    text = quick.read_text()
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = pane(app)
+        await type_number(pilot, "accumulate", "4")
+        await wait_for(pilot, lambda: options.evaluated.config.train.accumulate == 4, "accumulate 4")
+        quick.write_text(text.replace("epochs = 100", "epochs = 2"))
+        await wait_for(pilot, lambda: any("changed on disk" in n.message for n in app._notifications),
+                       "the note that the edits were dropped", 10)
+        assert options.query_one("#epochs").value == "2" and options.query_one("#accumulate").value == "1"
+        assert not options.edited
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the dashboard")
+        assert load_config(app.screen.live.run_dir / "config.toml").train.epochs == 2
+        await wait_for(pilot, lambda: app.screen.live.state.ended, "the short run to end")
+
+
+async def test_typing_in_a_number_field_appends_to_the_value_wherever_an_earlier_edit_left_the_cursor(
+        presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        epochs = pane(app).query_one("#epochs")
+        await tab_to(pilot, "epochs")
+        await pilot.press("end", "backspace", "backspace", "backspace", "5")  # cpu-quick: 100 -> 5, the cursor at 1
+        assert epochs.value == "5"
+        await pilot.press("escape", *["down"] * [e.name for e in presets.entries].index("digits-classify"))
+        await wait_for(pilot, lambda: pane(app).entry.name == "digits-classify", "digits-classify")
+        assert epochs.value == "40"
+        await tab_to(pilot, "epochs")
+        await pilot.press("7")
+        assert epochs.value == "407", "typed after the value, not inside it"
+
+        # a value loaded while the field has the focus (its file changed on disk) puts the cursor at its end too
+        await pilot.press("left", "left")
+        path = presets_dir / "digits-classify.toml"
+        path.write_text(path.read_text().replace("epochs = 40", "epochs = 12"))
+        await wait_for(pilot, lambda: epochs.value == "12", "the file's new value", 10)
+        assert app.focused is epochs
+        await pilot.press("3")
+        assert epochs.value == "123"
+
+
 async def test_changing_precision_and_accumulation_revalidates_at_once(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:

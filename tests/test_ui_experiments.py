@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.test_ui import choose, finished_run, make_app, pane, presets_dir, run_title, wait_for  # noqa: F401 (fixture)
 from tui_trainer.ui.screens.compare import CompareScreen
+from tui_trainer.ui.screens.launch import LaunchScreen
 from tui_trainer.ui.screens.runs import RunsScreen
 from tui_trainer.ui.widgets.runs_table import RunsTable
 
@@ -76,6 +77,8 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await pilot.pause()
         await pilot.press("space", "j", "space", "enter")
         await wait_for(pilot, lambda: app.screen.query("#queue-keys"), "the queue's question")
+        second = presets_dir / "b-second.toml"  # edited while the question is open: queued as it is then
+        second.write_text(second.read_text().replace("max_steps = 15", "max_steps = 12"))
         await pilot.press("enter")  # start; a failed run would not stop the queue
         await wait_for(pilot, lambda: isinstance(app.screen, RunDashboard), "the first run's dashboard")
         await wait_for(pilot, lambda: run_title(app).startswith("queue 1/2  run "),
@@ -88,9 +91,14 @@ async def test_launch_marks_two_presets_and_enter_runs_them_as_a_queue(presets_d
         await wait_for(pilot, lambda: len(app.live) == 2 and all(l.state.ended for l in app.live.values()),
                        "both queued runs to end", timeout=180)
         assert [l.config.name for l in app.live.values()] == ["a-first", "b-second"]
+        assert [l.config.train.max_steps for l in app.live.values()] == [15, 12]
         assert all(l.state.status == "completed" for l in app.live.values())
         assert isinstance(app.screen, RunDashboard) and app.screen.live.queue_label == "queue 2/2"
-        await pilot.press("escape", "escape", "r")
+        assert sum(isinstance(s, RunDashboard) for s in app.screen_stack) == 1, \
+            "the next queue run's dashboard took the place of the one watched"
+        await pilot.press("escape")
+        assert isinstance(app.screen, LaunchScreen), "one escape leads back to the launch screen"
+        await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.loaded, "the runs list")
         table = app.screen.query_one(RunsTable)
         rows = {table.records[k].name: table.get_row(k) for k in table.records}
@@ -195,6 +203,48 @@ async def test_sweep_screen_takes_a_typed_batch_size_and_fits_an_80x24_terminal(
             region = sweep.query_one(selector).region
             assert region.height > 0 and region.width > 0 and region.bottom <= 23, f"{selector} is visible"
         assert sweep.query_one("#sweep-rows").region.height >= 5, "room for the table"
+        await pilot.press("escape", "q")
+
+
+async def test_sweep_screen_digits_on_a_list_add_a_value_steps_are_checked_as_typed_and_statuses_fit(
+        presets_dir, runs_dir):
+    from tests.test_ui import drawn, tab_to
+    from tui_trainer.ui.screens.sweep import SweepScreen
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        hint = sweep.query_one("#sweep-hint")
+        count = sweep.query_one("#sweep-count")
+        await tab_to(pilot, "axis-train-accumulate")
+        assert "accumulate: space picks" in str(hint.render()) and "type a number" in str(hint.render())
+        await pilot.press("3")  # on the list: it goes to the list's "+ type" field, as the hint says
+        field = sweep.query_one("#more-train-accumulate")
+        assert app.focused is field and field.value == "3"
+        assert str(hint.render()).startswith("accumulate: type a whole number"), "the hint speaks of this field"
+        await pilot.press("enter")
+        assert sweep.picked()["train.accumulate"] == ("1", "3")
+        await tab_to(pilot, "more-data-batch_size")
+        assert str(hint.render()).startswith("batch size: type a whole number"), "not the axis left behind"
+
+        await tab_to(pilot, "steps")
+        assert str(hint.render()).startswith("steps: the optimizer steps each run takes")
+        await pilot.press("end", "ctrl+u", "0", "0", "0")
+        assert str(count.render()) == "✗ steps: expected a whole number >= 1; 1 axis, 2 runs of 0 steps"
+        await pilot.press("enter")  # refused in the same words
+        assert sweep.plan is None
+        assert str(sweep.query_one("#sweep-status").render()) == "✗ steps: expected a whole number >= 1"
+        await pilot.press("end", "ctrl+u", "0", "0", "5")
+        assert str(count.render()) == "1 axis, 2 runs of 5 steps"
+
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sweep.finished, "the two short rows", timeout=300)
+        table = sweep.query_one("#sweep-rows")
+        assert all(r.status == "completed" for r in sweep.rows)
+        assert drawn(table).count("completed") == 2, "the status column is never cut at 80 columns"
         await pilot.press("escape", "q")
 
 

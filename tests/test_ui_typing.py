@@ -49,6 +49,19 @@ async def test_a_burst_in_the_sweep_steps_field_replaces_its_value_as_typed(pres
         await wait_for(pilot, lambda: str(count.render()) == "0 axes, 1 run of 3000 steps", "the run count")
 
 
+async def test_a_burst_of_digits_on_the_batch_size_list_lands_in_its_field_in_order(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), "the sweep screen")
+        sweep = app.screen
+        await tab_to(pilot, "axis-data-batch_size")
+        burst(app, "2", "4", "enter")  # the first keys arrive before the field has the focus
+        await wait_for(pilot, lambda: "24" in sweep.picked()["data.batch_size"], "batch size 24 added, picked")
+        assert sweep.query_one("#more-data-batch_size").value == ""
+
+
 async def test_a_burst_with_arrows_and_enter_names_and_saves_a_preset(presets_dir, runs_dir):
     app = make_app(presets_dir, runs_dir)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -266,22 +266,29 @@ def cross_field_problems(config: RunConfig) -> list[tuple[str, object, str]]:
 def discover_presets(directory: str | Path, machine: Machine) -> list[PresetEntry]:
     """Every `*.toml` in a directory, sorted by name, validated against `machine`; invalid presets are
     kept with their errors."""
-    entries = []
-    for path in sorted(Path(directory).glob("*.toml"), key=lambda p: (p.stem, p.name)):  # by name: a-b after a
-        description, config, errors = "", None, ()
+    return [read_preset(path, machine) for path in preset_paths(directory)]
+
+
+def preset_paths(directory: str | Path) -> list[Path]:
+    """The `*.toml` files of a presets directory, sorted by name (a-b after a)."""
+    return sorted(Path(directory).glob("*.toml"), key=lambda p: (p.stem, p.name))
+
+
+def read_preset(path: Path, machine: Machine) -> PresetEntry:
+    """One preset file as listed: its config and description, or its errors (kept, not raised)."""
+    description, config, errors = "", None, ()
+    try:
+        config = load_config(path)
+        description = config.description
+        errors = tuple(str(p) for p in validate_for_machine(config, machine))
+    except ConfigError as exc:
+        errors = tuple(str(p) for p in exc.problems)
         try:
-            config = load_config(path)
-            description = config.description
-            errors = tuple(str(p) for p in validate_for_machine(config, machine))
-        except ConfigError as exc:
-            errors = tuple(str(p) for p in exc.problems)
-            try:
-                raw = read_toml(path)
-                description = raw.get("description", "") if isinstance(raw.get("description"), str) else ""
-            except ConfigError:
-                pass
-        entries.append(PresetEntry(path.stem, path, description, config, errors))
-    return entries
+            raw = read_toml(path)
+            description = raw.get("description", "") if isinstance(raw.get("description"), str) else ""
+        except ConfigError:
+            pass
+    return PresetEntry(path.stem, path, description, config, errors)
 
 
 def save_preset(config: RunConfig, path: str | Path) -> Path:

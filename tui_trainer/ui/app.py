@@ -162,7 +162,7 @@ class TrainerApp(App[int]):
                     elif status in ("failed", "diverged") and self.queue_stops_on_failure:
                         self._stop_queue_at(live, status)
                     else:
-                        self._next_in_queue()
+                        self._next_in_queue(after=live.run_id)
                 viewing = isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id
                 if not viewing:
                     severity = "error" if status in ("failed", "diverged") else "information"
@@ -189,21 +189,24 @@ class TrainerApp(App[int]):
         self.screen.post_message(RunUpdated(live.run_id))
         self.notify(text, severity="error", timeout=10)
 
-    def _next_in_queue(self) -> None:
+    def _next_in_queue(self, after: str | None = None) -> None:
+        """Start the next queued config; its dashboard replaces the dashboard of `after` (the queue run that
+        just ended) when that one is shown, so one `escape` leads back to the launch screen."""
         while self.queue:
             config = self.queue.pop(0)
             self.queue_done += 1
             label = f"queue {self.queue_done}/{self.queue_total}"
             if self.queue_stops_on_failure:
                 label += " (stops on failure)"
-            live = self.start_run(config, queue_label=label)
+            live = self.start_run(config, queue_label=label, replacing=after)
             if live is not None:
                 self.queue_run_id = live.run_id
                 return
         self.queue_run_id = None
 
-    def start_run(self, config, queue_label: str = "") -> LiveRun | None:
-        """Start a new run of a config in the background and open its dashboard (titled `queue_label` too)."""
+    def start_run(self, config, queue_label: str = "", replacing: str | None = None) -> LiveRun | None:
+        """Start a new run of a config in the background and open its dashboard (titled `queue_label` too),
+        in place of run `replacing`'s dashboard when that one is shown."""
         try:
             live = LiveRun.new(config, self.store)
         except Exception as exc:
@@ -211,21 +214,21 @@ class TrainerApp(App[int]):
             return None
         live.queue_label = queue_label
         others = len(self.active_runs)
-        started = self._start_live(live)
+        started = self._start_live(live, replacing)
         if started is not None and others:
             # Runs started by hand train side by side: say so, since they share the machine's cores and GPUs.
             self.notify(f"{others + 1} runs are training side by side and share this machine; "
                         "r lists them all", severity="warning", timeout=6)
         return started
 
-    def _start_live(self, live: LiveRun) -> LiveRun | None:
+    def _start_live(self, live: LiveRun, replacing: str | None = None) -> LiveRun | None:
         try:
             live.start()
         except Exception as exc:  # e.g. the runs directory cannot be created
             self.notify(f"cannot start the run: {type(exc).__name__}: {exc}", severity="error", timeout=8)
             return None
         self.live[live.run_id] = live
-        self.open_dashboard(live)
+        self.open_dashboard(live, replacing)
         return live
 
     def resume_run(self, run_dir: Path) -> None:
@@ -311,9 +314,12 @@ class TrainerApp(App[int]):
             live.state.note("error", f"cannot start: {exc}")
             self.notify(f"cannot start: {exc}", severity="error", timeout=8)
 
-    def open_dashboard(self, live: LiveRun) -> None:
-        """Show a run's dashboard (the one already open, if it is)."""
+    def open_dashboard(self, live: LiveRun, replacing: str | None = None) -> None:
+        """Show a run's dashboard (the one already open, if it is), in place of run `replacing`'s if shown."""
         if isinstance(self.screen, RunDashboard) and self.screen.run_id == live.run_id:
+            return
+        if replacing is not None and isinstance(self.screen, RunDashboard) and self.screen.run_id == replacing:
+            self.switch_screen(RunDashboard(live))
             return
         self.push_screen(RunDashboard(live))
 

@@ -34,7 +34,8 @@ Sweep
                 compile), then the steps and effective batch fields
   up/down       move along a list      space   pick or drop a value
                 (* marks the preset's own value, picked at first)
-  digits enter  under accumulate or batch size: add that value, picked
+  digits enter  on accumulate or batch size (the list or its + type field
+                under it): add that value, picked
   enter         start (one run per combination of the picked values)
   f, s          save the fastest / the highlighted row as a preset
   escape        stop the sweep and go back

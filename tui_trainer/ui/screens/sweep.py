@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -29,6 +29,15 @@ from tui_trainer.ui.widgets.loss_sparkline import LossSparkline
 from tui_trainer.ui.widgets.ordered_input import OrderedInput
 
 STATUS_STYLE = {"completed": "green", "skipped": "yellow", "failed": "bold red", "running": "bold cyan"}
+STATUS_WIDTH = max(len(s) for s in ("planned", *STATUS_STYLE))  # the table's status column: never cut
+STEPS_PROBLEM = "steps: expected a whole number >= 1"
+FIELD_NAMES = {"--steps": "steps", "--effective-batch": "effective batch"}  # plan_sweep's flags, as the app names them
+
+
+def steps_value(text: str) -> int | None:
+    """The steps field's number (blank: the default 100); None when it is no whole number >= 1."""
+    text = text.strip() or "100"
+    return int(text) if text.isdigit() and int(text) >= 1 else None
 
 
 def value_label(offer: sweep_axes.AxisOffer, choice) -> Text:
@@ -42,7 +51,8 @@ def value_label(offer: sweep_axes.AxisOffer, choice) -> Text:
 
 
 class AxisList(SelectionList[str]):
-    """One axis's values: `space` picks, `enter` starts the sweep."""
+    """One axis's values: `space` picks, `enter` starts the sweep; a digit goes to the `+ type` field below
+    (accumulate, batch size), where `enter` adds the value typed."""
 
     BINDINGS = [Binding("enter", "screen.start", "Start")]
 
@@ -50,6 +60,15 @@ class AxisList(SelectionList[str]):
         super().__init__(*(Selection(value_label(offer, c), c.value, c.value == offer.preset) for c in offer.choices),
                          id=f"axis-{offer.key.replace('.', '-')}", compact=True)
         self.offer = offer
+
+    def on_key(self, event: events.Key) -> None:
+        if self.offer.typed and event.character is not None and event.character in "0123456789":
+            event.stop()
+            event.prevent_default()
+            field = self.parent.query_one(".more", Input)
+            field.cursor_position = len(field.value)
+            field.insert_text_at_cursor(event.character)  # in typing order, also for keys that came before the focus
+            field.focus()
 
 
 class SweepScreen(Screen):
@@ -76,6 +95,7 @@ class SweepScreen(Screen):
     SweepScreen .settings { height: 1; }
     SweepScreen .settings > Label { width: auto; padding: 0 1; }
     SweepScreen .settings > Input { width: 10; }
+    SweepScreen .settings > Input.-invalid { color: $error; }
     SweepScreen #sweep-count { height: 1; padding: 0 1; text-style: bold; }
     SweepScreen #sweep-rows { height: 1fr; }
     SweepScreen #sweep-status { height: auto; max-height: 3; padding: 0 1; color: $text-muted; }
@@ -109,7 +129,8 @@ class SweepScreen(Screen):
                     yield AxisList(offer)
                     if offer.typed:
                         yield OrderedInput(id=f"more-{offer.key.replace('.', '-')}", classes="more",
-                                           placeholder="+ type", type="integer", compact=True)
+                                           placeholder="+ type", type="integer", compact=True,
+                                           select_on_focus=False)
         yield Static("", id="sweep-hint", markup=False)
         with Horizontal(classes="settings"):
             yield Label("steps")
@@ -137,7 +158,14 @@ class SweepScreen(Screen):
     def count(self) -> sweep_axes.SweepPick:
         """Show how many runs the picked values make."""
         pick = sweep_axes.pick(tuple(self.offers.values()), self.picked())
-        self.query_one("#sweep-count", Static).update(pick.summary(self.query_one("#steps", Input).value))
+        field = self.query_one("#steps", Input)
+        steps = field.value.strip()
+        shown = str(int(steps)) if steps.isdigit() else steps  # 007 reads 7, 000 reads 0
+        summary = Text(pick.summary(shown))
+        field.set_class(steps_value(steps) is None, "-invalid")
+        if steps_value(steps) is None:  # first: the line is one row, and a long count is cut at its end
+            summary = Text.assemble((f"✗ {STEPS_PROBLEM}", "bold red"), "; ", summary)
+        self.query_one("#sweep-count", Static).update(summary)
         return pick
 
     def hint(self, text: str, error: bool = False) -> None:
@@ -158,6 +186,14 @@ class SweepScreen(Screen):
     def on_descendant_focus(self, event) -> None:
         if isinstance(event.widget, AxisList):
             self.explain(event.widget)
+        elif event.widget.has_class("more"):  # a `+ type` field: its own axis, not the one left
+            axis = event.widget.parent.query_one(AxisList)
+            self.hint(f"{axis.offer.label}: type a whole number, enter adds it to the list above, picked")
+        elif event.widget.id == "steps":
+            self.hint("steps: the optimizer steps each run takes (a whole number >= 1); enter starts the sweep")
+        elif event.widget.id == "effective":
+            self.hint("effective batch: blank: off; a number sets each row's accumulation to it / (batch size x "
+                      "processes): sweep batch size then, not accumulate")
 
     def explain(self, axis: AxisList) -> None:
         """Say why this machine cannot run the highlighted value (it may still be picked: its rows are skipped)."""
@@ -169,7 +205,7 @@ class SweepScreen(Screen):
             self.hint(f"✗ {axis.offer.label} {value}: {reason}; may be picked: its runs are listed skipped")
         else:
             self.hint(f"{axis.offer.label}: space picks or drops the highlighted value"
-                      + ("; type another below, enter adds it" if axis.offer.typed else ""))
+                      + ("; type a number to add another (enter adds it)" if axis.offer.typed else ""))
 
     def add_typed(self, field: Input) -> None:
         """Add the value typed under an axis's list, picked; one line says why when it is no positive whole number."""
@@ -213,13 +249,18 @@ class SweepScreen(Screen):
         from tui_trainer.runs.sweep import parse_grid, plan_sweep
 
         grid = list(self.count().grid)
-        steps = self.query_one("#steps", Input).value.strip()
+        steps = steps_value(self.query_one("#steps", Input).value)
+        if steps is None:
+            self.status(f"✗ {STEPS_PROBLEM}")
+            return
         effective = self.query_one("#effective", Input).value.strip()
         try:
-            plan = plan_sweep(self.entry.path, parse_grid(grid), self.app.machine, steps=int(steps or 100),
+            plan = plan_sweep(self.entry.path, parse_grid(grid), self.app.machine, steps=steps,
                               effective_batch=int(effective or 0))
         except ConfigError as exc:
-            self.status(f"✗ {exc.problems[0]}")
+            problem = exc.problems[0]
+            named = FIELD_NAMES.get(str(problem.source)) if not problem.key else None
+            self.status(f"✗ {named}: {problem.allowed}" if named else f"✗ {problem}")
             return
         except ValueError as exc:
             self.status(f"✗ {exc}")
@@ -237,7 +278,7 @@ class SweepScreen(Screen):
             table.add_column(section if name == "name" else name, key=key)  # strategy.name reads "strategy"
         for key, label in (("status", "status"), ("rate", "samples/s"), ("ms", "ms/step"), ("rel", "vs first"),
                            ("mem", "peak MiB"), ("loss", "train loss"), ("best", "best")):
-            table.add_column(label, key=key)
+            table.add_column(label, key=key, width=STATUS_WIDTH if key == "status" else None)
         for i, row in enumerate(self.rows):
             table.add_row(*self.cells(row), key=str(i))
         table.focus()

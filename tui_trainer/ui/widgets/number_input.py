@@ -23,6 +23,14 @@ class NumberInput(OrderedInput):
                          restrict=r"[0-9,\[\] ]*" if ids else r"[0-9]*")
         self.allowed = ID_LIST if ids else DIGITS
 
+    def load(self, value: str) -> None:
+        """Show a value not typed here (a preset's), the cursor at its end: typing appends to it."""
+        self.value = value
+        self.cursor_position = len(value)  # Input keeps the old cursor: "5" edited at 1, then "100", read "1|00"
+
+    def _on_focus(self, event: events.Focus) -> None:
+        self.cursor_position = len(self.value)  # typing appends, wherever an earlier edit left the cursor
+
     def check_consume_key(self, key: str, character: str | None) -> bool:
         """Claim only the characters this field can hold."""
         return character is not None and character in self.allowed

@@ -112,7 +112,7 @@ class OptionsPane(VerticalScroll, can_focus=False):
         self.values = options.values_of(entry.config)
         with self.prevent(Select.Changed, Input.Changed, SelectionList.SelectedChanged):
             for key in ("accumulate", "devices", "batch_size", "max_steps", "epochs"):
-                self.query_one(f"#{key}", Input).value = self.values[key]
+                self.query_one(f"#{key}", NumberInput).load(self.values[key])
             if self.machine.has_gpu:
                 ids = self.query_one("#gpu-ids", SelectionList)
                 ids.deselect_all()
@@ -123,6 +123,12 @@ class OptionsPane(VerticalScroll, can_focus=False):
                         ids.select(i)
         self._labels = {}
         self.revalidate()
+
+    @property
+    def edited(self) -> bool:
+        """Whether the user changed an option of the shown preset (its file's values are not what is shown)."""
+        entry = self.entry
+        return entry is not None and entry.config is not None and self.values != options.values_of(entry.config)
 
     # --------------------------------------------------------------- changes
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -144,9 +150,9 @@ class OptionsPane(VerticalScroll, can_focus=False):
         if self.entry is None or self.entry.config is None:
             return
         ids = sorted(event.selection_list.selected)
-        devices = self.query_one("#devices", Input)
+        devices = self.query_one("#devices", NumberInput)
         with self.prevent(Input.Changed):
-            devices.value = options.ids_text(ids) if ids else str(device_count(self.entry.config.strategy.devices))
+            devices.load(options.ids_text(ids) if ids else str(device_count(self.entry.config.strategy.devices)))
         self.values["devices"] = devices.value
         self.revalidate()
 
