@@ -27,6 +27,7 @@ from tui_trainer.ui.widgets.preset_list import PresetList
 
 PRESETS_INTERVAL = 1.0  # seconds between looks at the presets directory
 
+
 class LaunchScreen(Screen):
     """GPUs at the top; presets on the left (enter starts); options of the highlighted preset on the right."""
 
