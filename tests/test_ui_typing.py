@@ -3,7 +3,8 @@
 A terminal read can hold several keys; the app gets them all before it handles the first. Pilot's
 `press` waits for the app to settle after each key, so these tests post the keys as one burst instead.
 Textual's plain Input applies a burst's backspace after the characters typed behind it
-(Textualize/textual#6605): `100`, backspace x3, `3000` read `3` in the sweep screen's steps field.
+(Textualize/textual#6605): `100`, backspace x3, `3000` read `3` in the sweep screen's steps field; and
+digits typed right after a tab went into the field the tab left.
 """
 
 from __future__ import annotations
@@ -74,3 +75,29 @@ async def test_a_burst_with_arrows_and_enter_names_and_saves_a_preset(presets_di
         saved = presets_dir / "axb.toml"
         await wait_for(pilot, saved.exists, "the preset axb.toml")
         assert load_config(saved).name == "axb"
+
+
+async def test_digits_typed_right_after_tab_go_to_the_field_tab_moved_to(presets_dir, runs_dir):
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await tab_to(pilot, "max_steps")
+        max_steps = app.focused
+        epochs = app.screen.query_one("#epochs")
+        assert (max_steps.value, epochs.value) == ("0", "100")
+        burst(app, "tab", "4", "2", "shift+tab", "7")
+        await wait_for(pilot, lambda: (max_steps.value, epochs.value) == ("07", "10042"), "each digit in its field")
+        assert app.focused is max_steps
+
+
+async def test_a_letter_right_after_escape_acts_on_the_preset_list_escape_moved_to(presets_dir, runs_dir):
+    from tui_trainer.ui.widgets.preset_list import PresetList
+
+    app = make_app(presets_dir, runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        presets = app.screen.query_one(PresetList)
+        first = presets.current.name
+        await tab_to(pilot, "epochs")
+        burst(app, "escape", "j")  # back to the list, then the next preset
+        await wait_for(pilot, lambda: app.focused is presets and presets.current.name != first, "the next preset")

@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
+from textual.widgets import Input
 
 from tui_trainer.config import Machine
 from tui_trainer.runs import Runner, RunStore, read_curves, resumable, resume_runner
@@ -35,6 +36,7 @@ from tui_trainer.ui.screens.runs import RunsScreen
 
 EVENT_INTERVAL = 0.1  # seconds between event drains (and so at most 10 draws a second)
 MACHINE_INTERVAL = 1.0  # seconds between GPU/process readings shown
+FOCUS_KEYS = frozenset({"tab", "shift+tab", "escape"})  # keys that move the focus: see TrainerApp.on_event
 
 
 class TrainerApp(App[int]):
@@ -83,6 +85,21 @@ class TrainerApp(App[int]):
         self.first_frame_s: float | None = None
         self.torch_loaded_at_first_frame: bool | None = None
         self._created = time.perf_counter()
+
+    async def on_event(self, event: events.Event) -> None:
+        """A key that moves the focus off a text field (tab, shift+tab, escape) acts as it arrives.
+
+        Textual hands each key to the focused widget at once; a text field keeps the characters and sends
+        the keys it does not take back up to the app, which acts on them later. So in a burst of keys (fast
+        typing, keys batched by SSH or tmux, a busy machine), the digits typed after a tab went into the
+        field the tab left. Acting on these keys here, before the next key is handed out, keeps the order.
+        """
+        check = getattr(self, "_check_bindings", None)  # Textual 8's binding dispatch (private)
+        if (check is not None and isinstance(event, events.Key) and not event.is_forwarded
+                and event.key in FOCUS_KEYS and isinstance(self.focused, Input)):
+            if await check(event.key, priority=True) or await check(event.key):
+                return
+        await super().on_event(event)
 
     # ------------------------------------------------------------------ start
     def on_mount(self) -> None:
