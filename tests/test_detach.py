@@ -112,6 +112,54 @@ def test_sigterm_and_sighup_stop_a_headless_run_cleanly_and_resume_reaches_the_s
         assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
 
 
+def test_a_closed_terminal_hanging_up_twice_still_stops_with_a_checkpoint(tmp_path):
+    # Closing a terminal can deliver SIGHUP twice (the kernel to the foreground job, the shell to its
+    # jobs): the second is no one asking to leave at once, so the run still stops cleanly.
+    runs_dir = tmp_path / "runs"
+    process = headless(runs_dir, "--set", "model.name=tests.user_parts:slow_to_save")  # a 3 s checkpoint
+    for line in process.stdout:
+        if line.startswith("step "):
+            break
+    process.send_signal(signal.SIGHUP)
+    for line in process.stdout:  # the first hang-up is being served: the checkpoint is being written
+        if line.startswith("SIGHUP: stopping"):
+            break
+    process.send_signal(signal.SIGHUP)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 129, (out, err)
+    assert "leaving now" not in out and "terminate called" not in err and "Traceback" not in err
+    run_dir = only_run(runs_dir)
+    assert summary(run_dir)["status"] == "stopped"
+    assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary(run_dir)["step"] > 0
+
+
+def test_a_second_ctrl_c_leaves_at_once_saying_what_is_left_to_resume(tmp_path):
+    runs_dir = tmp_path / "runs"
+    process = headless(runs_dir, "--set", "model.name=tests.user_parts:slow_to_save")  # a 3 s checkpoint
+    for line in process.stdout:
+        if line.startswith("step "):
+            break
+    process.send_signal(signal.SIGINT)
+    for line in process.stdout:  # the first Ctrl-C is being served: its checkpoint is being written
+        if line.startswith("Ctrl-C: stopping"):
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130, (out, err)
+    assert "terminate called" not in err and "Traceback" not in err, "an exit at once, not a crash"
+    assert "second Ctrl-C: leaving now (no checkpoint was written yet: this run cannot be resumed)" in out
+    assert not (only_run(runs_dir) / "checkpoint.pt").exists()
+
+
+def test_the_exit_code_is_the_runs_unless_a_signal_stopped_it():
+    from tui_trainer.cli.headless import exit_code
+
+    assert exit_code(0, 0) == 0 and exit_code(1, 0) == 1 and exit_code(130, 0) == 130  # stopped from elsewhere
+    assert exit_code(130, signal.SIGTERM) == 143 and exit_code(130, signal.SIGHUP) == 129
+    assert exit_code(1, signal.SIGINT) == 1, "a run that failed while stopping exits 1, as the README says"
+    assert exit_code(0, signal.SIGINT) == 0, "it completed before the signal could stop it"
+
+
 def test_detach_returns_at_once_and_stop_stops_the_live_run(tmp_path):
     runs_dir = tmp_path / "runs"
     started = time.monotonic()

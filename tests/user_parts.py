@@ -138,3 +138,25 @@ class _NanWhenEvaluated(nn.Module):
 
 def nan_when_evaluated(in_features: int, out_features: int) -> nn.Module:
     return _NanWhenEvaluated(in_features, out_features)
+
+
+class _SlowToSave(nn.Module):
+    """small_net whose checkpoint takes 3 s to gather (a large model on a slow disk): a stop is then
+    still being served when a second signal comes."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.net = small_net(in_features, out_features)
+
+    def forward(self, x):
+        return self.net(x)
+
+    def state_dict(self, *args, **kwargs):
+        import time
+
+        time.sleep(3)
+        return super().state_dict(*args, **kwargs)
+
+
+def slow_to_save(in_features: int, out_features: int) -> nn.Module:
+    return _SlowToSave(in_features, out_features)

@@ -17,6 +17,7 @@ import time
 from typing import TextIO
 
 from tui_trainer.runs import Runner
+from tui_trainer.runs.protocol import CHECKPOINT_FILE
 from tui_trainer.session import format as fmt
 from tui_trainer.training.events import EvalResult, LogLine, RankState, RunFinished, RunStarted, TrainProgress
 from tui_trainer.training.figures import train_loss_label
@@ -44,18 +45,45 @@ def follow(runner: Runner, out: TextIO = sys.stdout, every: float = 2.0) -> int:
             try:
                 code = printer.pump()
                 if code is not None:
-                    return 128 + stopped_by if stopped_by and code != 0 else code
+                    return exit_code(code, stopped_by)
             except (KeyboardInterrupt, _Signalled) as exc:
                 signum = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
                 if printer.code is not None:  # it came as the run ended: the run's end stands
-                    return 128 + (stopped_by or signum) if printer.code != 0 else 0
+                    return exit_code(printer.code, stopped_by or signum)
                 name = SIGNAL_NAMES.get(signum, "a signal")
-                if stopped_by:
-                    printer.say(f"second {name}: leaving now (the last checkpoint is kept)")
-                    return 128 + signum
+                if stopped_by and signum != signal.SIGHUP:
+                    leave_now(printer, runner, name, 128 + signum)
+                if stopped_by:  # a closed terminal's hang-up often comes twice (kernel and shell): no one asked
+                    continue
                 stopped_by = signum
                 runner.stop()
-                printer.say(f"{name}: stopping after this step and writing a checkpoint ({name} again to leave now)")
+                again = "" if signum == signal.SIGHUP else f" ({name} again to leave now)"
+                printer.say(f"{name}: stopping after this step and writing a checkpoint{again}")
+
+
+def exit_code(run_code: int, stopped_by: int) -> int:
+    """The command's exit code: the run's (0 completed, 1 failed or diverged), 128 + the signal when a
+    signal stopped it; a run that failed while stopping still exits 1."""
+    return 128 + stopped_by if stopped_by and run_code not in (0, 1) else run_code
+
+
+def leave_now(printer: _Printer, runner: Runner, name: str, code: int) -> None:
+    """A second Ctrl-C or SIGTERM: exit at once, saying what is left to resume from.
+
+    `os._exit`: the training thread may be inside torch (or writing a checkpoint, atomically: the last
+    complete one stays); a normal interpreter exit under a running thread aborts in C++.
+    """
+    checkpoint = runner.run_dir / CHECKPOINT_FILE if runner.run_dir is not None else None
+    if checkpoint is not None and checkpoint.exists():
+        printer.say(f"second {name}: leaving now (the last checkpoint is kept: resume continues from it)")
+    else:
+        printer.say(f"second {name}: leaving now (no checkpoint was written yet: this run cannot be resumed)")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 @contextlib.contextmanager
