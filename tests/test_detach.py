@@ -210,6 +210,29 @@ def test_stop_reaches_every_rank_of_a_detached_ddp_run_and_leaves_no_process(tmp
     wait_for(lambda: not processes_of(runs_dir), "no worker process left", 60)
 
 
+def test_the_app_leaves_no_zombie_process_behind_a_finished_run(tmp_path):
+    import psutil
+
+    from tests.conftest import make_config
+    from tui_trainer.runs import RunStore
+    from tui_trainer.session.live_run import LiveRun
+
+    store = RunStore(tmp_path / "runs")
+    pids = []
+    for _ in range(2):  # as the app starts runs: a detached process each, followed and pumped, never waited on
+        run = LiveRun.new(make_config(data={"dataset": "diabetes"}, train={"epochs": 1}), store)
+        run.start()
+        pids.append(run.runner.process.pid)
+        wait_for(lambda: not run.pump() and not run.active, "the run to end", 120)
+        assert run.state.status == "completed"
+
+    def collected() -> bool:  # a reaped child is no child at all; an unreaped one stays <defunct> forever
+        return not {child.pid for child in psutil.Process().children()} & set(pids)
+
+    wait_for(collected, "the runs' ended processes to be collected, not left as zombies", 60)
+    assert not [child for child in psutil.Process().children() if child.status() == psutil.STATUS_ZOMBIE]
+
+
 async def test_attach_shows_a_headless_run_started_elsewhere_live_in_runs_and_x_stops_it(tmp_path):
     from tests.test_ui import CPU_MACHINE, no_gpu_sampler
     from tests.test_ui import wait_for as wait_in_app

@@ -28,6 +28,7 @@ FINAL_STATES = ("completed", "stopped", "failed", "diverged")
 POLL_SECONDS = 0.1
 OWNER_CHECK_SECONDS = 1.0
 CATCH_UP_CHUNK = 8 << 20  # bytes of events.jsonl read at a time when attaching
+REAP_SECONDS = 10.0  # how long the follower thread waits for our child to exit once its run has ended
 _PROGRESS_LINE = b'{"type": "TrainProgress"'
 _EVAL_LINE = b'{"type": "EvalResult"'
 
@@ -75,6 +76,26 @@ class RunFollower(Runner):
         return self.summary
 
     def _main(self) -> None:
+        try:
+            self._follow()
+        finally:
+            self._reap()
+
+    def _reap(self) -> None:
+        """Collect our child's exit once its run has ended, so that no `<defunct>` process piles up under the app.
+
+        Its run is recorded before it exits, so this is a short wait, in this thread (never the UI's); a child
+        that takes longer is left to a daemon thread that collects it whenever it goes.
+        """
+        process = self.process
+        if process is None:
+            return
+        try:
+            process.wait(REAP_SECONDS)
+        except subprocess.TimeoutExpired:
+            threading.Thread(target=process.wait, name=f"reap-{self.run_id}", daemon=True).start()
+
+    def _follow(self) -> None:
         reader = EventFileReader(self.run_dir)
         if self.catch_up and self._catch_up(reader):
             return
