@@ -28,7 +28,6 @@ FINAL_STATES = ("completed", "stopped", "failed", "diverged")
 POLL_SECONDS = 0.1
 OWNER_CHECK_SECONDS = 1.0
 CATCH_UP_CHUNK = 8 << 20  # bytes of events.jsonl read at a time when attaching
-REAP_SECONDS = 10.0  # how long the follower thread waits for our child to exit once its run has ended
 _PROGRESS_LINE = b'{"type": "TrainProgress"'
 _EVAL_LINE = b'{"type": "EvalResult"'
 
@@ -84,15 +83,11 @@ class RunFollower(Runner):
     def _reap(self) -> None:
         """Collect our child's exit once its run has ended, so that no `<defunct>` process piles up under the app.
 
-        Its run is recorded before it exits, so this is a short wait, in this thread (never the UI's); a child
-        that takes longer is left to a daemon thread that collects it whenever it goes.
+        In a thread of its own: the run is over (and resumable) as soon as its end is read, while its
+        process may take a moment more to exit (the interpreter and torch shutting down).
         """
         process = self.process
-        if process is None:
-            return
-        try:
-            process.wait(REAP_SECONDS)
-        except subprocess.TimeoutExpired:
+        if process is not None and process.poll() is None:
             threading.Thread(target=process.wait, name=f"reap-{self.run_id}", daemon=True).start()
 
     def _follow(self) -> None:
