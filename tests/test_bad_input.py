@@ -229,7 +229,7 @@ def test_runs_lists_every_damaged_run_with_a_note_and_the_good_ones(capsys, tmp_
     listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
     assert code == 0 and len(listed) == 10
     assert listed["20261128-100000-good"]["note"] == "" and listed["20261128-100000-good"]["status"] == "completed"
-    assert listed["20261128-100002-wall"]["wall_s"] == 0.0 and listed["20261128-100002-wall"]["status"] == "completed"
+    assert listed["20261128-100002-wall"]["wall_s"] is None and listed["20261128-100002-wall"]["status"] == "completed"
     assert listed["20261128-100004-status"]["status"] == "unknown"
     assert listed["20261128-100008-huge"]["note"].startswith("summary.json: unreadable step = 1000000000")
     assert listed["20261128-100008-huge"]["note"].endswith(', final_loss = "nan"')

@@ -239,6 +239,62 @@ def test_a_killed_run_is_listed_interrupted_at_its_last_step_and_resumes_over_it
     assert json.loads((run_dir / "lock").read_text())["pid"] != process.pid
 
 
+def test_an_interrupted_run_lists_the_figures_of_its_last_recorded_step_and_dashes_for_what_was_never_measured(
+        tmp_path):
+    from tui_trainer.runs import read_curves
+    from tui_trainer.runs.store import read_record
+    from tui_trainer.session import format as fmt
+    from tui_trainer.session.format import seconds
+    from tui_trainer.ui.widgets.runs_table import RunsTable
+
+    runs_dir = tmp_path / "runs"
+    # a: killed (kill -9) before it recorded anything: no checkpoint, a summary that still says running
+    process = headless(runs_dir)
+    never = only_run(runs_dir)
+    wait_for(lambda: metrics_step(never) > 30, "the first run to train past a few evaluations")
+    process.kill()
+    process.communicate(timeout=60)
+    assert summary(never)["samples_per_s"] == 0 and not (never / "checkpoint.pt").exists()
+
+    # b: stopped (its summary has that stop's figures), resumed, then killed further on (a second Ctrl-C)
+    process = headless(tmp_path / "second")
+    for line in process.stdout:
+        if line.startswith("step "):
+            break
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    (resumed,) = (tmp_path / "second").iterdir()
+    resumed = resumed.rename(runs_dir / resumed.name)
+    stop = summary(resumed)
+    assert stop["status"] == "stopped" and stop["samples_per_s"] > 0
+    process = subprocess.Popen([sys.executable, "-m", "tui_trainer", "resume", resumed.name, "--headless",
+                                "--runs-dir", str(runs_dir)], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    wait_for(lambda: metrics_step(resumed) > stop["step"] + 30, "the resumed run to train past its stop")
+    process.kill()
+    process.communicate(timeout=60)
+
+    listed = {r["run_id"]: r for r in json.loads(cli("runs", "--json", "--runs-dir", str(runs_dir)).stdout)}
+    table = {line.split()[0]: line.split() for line in cli("runs", "--runs-dir", str(runs_dir)).stdout.splitlines()}
+    csv_rows = {line.split(",")[0]: line.split(",") for line in
+                cli("runs", "--csv", "--runs-dir", str(runs_dir)).stdout.splitlines()}
+    header = csv_rows.pop("run_id")
+    for run_dir in (never, resumed):
+        row, curves = listed[run_dir.name], read_curves(run_dir / "metrics.jsonl")
+        # one source, metrics.jsonl: its last step (an evaluation's line may come after the last logged
+        # losses), the train loss of its last logged steps, its last evaluation and time mark
+        assert row["status"] == "interrupted" and row["step"] == metrics_step(run_dir) >= curves.steps[-1] > 0
+        assert row["final_loss"] == pytest.approx(sum(curves.losses[-12:]) / 12)  # cpu-quick: the last 12 steps
+        assert row["final_val_loss"] == curves.val_losses[-1]
+        assert row["wall_s"] == curves.times[-1] > 0  # the run's clock at that step: it did train
+        assert row["samples_per_s"] is None, "the run's samples/s over its training was never measured"
+        assert table[run_dir.name][-2:] == ["-", seconds(curves.times[-1])]
+        assert csv_rows[run_dir.name][header.index("samples_per_s")] == ""
+        cells = [str(cell) for cell in RunsTable().cells(read_record(run_dir))]  # the app's Runs table
+        assert cells[3:7] == [f"{row['step']}/1200000", fmt.number(row["final_loss"]), "-", seconds(row["wall_s"])]
+    assert listed[resumed.name]["final_loss"] != stop["final_loss"], "not the earlier stop's figure"
+
+
 def test_stop_reaches_every_rank_of_a_detached_ddp_run_and_leaves_no_process(tmp_path):
     runs_dir = tmp_path / "runs"
     result = cli("run", "cpu-quick", "--detach", "--runs-dir", str(runs_dir), *LONG, "--set", "strategy.name=ddp",
@@ -256,6 +312,29 @@ def test_stop_reaches_every_rank_of_a_detached_ddp_run_and_leaves_no_process(tmp
     states = {json.loads(p.read_text())["state"] for p in (run_dir / "ranks").glob("rank-*.json")}
     assert states == {"stopped"}, "every rank stopped at the same step"
     wait_for(lambda: not processes_of(runs_dir), "no worker process left", 60)
+
+
+def test_the_app_leaves_no_zombie_process_behind_a_finished_run(tmp_path):
+    import psutil
+
+    from tests.conftest import make_config
+    from tui_trainer.runs import RunStore
+    from tui_trainer.session.live_run import LiveRun
+
+    store = RunStore(tmp_path / "runs")
+    pids = []
+    for _ in range(2):  # as the app starts runs: a detached process each, followed and pumped, never waited on
+        run = LiveRun.new(make_config(data={"dataset": "diabetes"}, train={"epochs": 1}), store)
+        run.start()
+        pids.append(run.runner.process.pid)
+        wait_for(lambda: not run.pump() and not run.active, "the run to end", 120)
+        assert run.state.status == "completed"
+
+    def collected() -> bool:  # a reaped child is no child at all; an unreaped one stays <defunct> forever
+        return not {child.pid for child in psutil.Process().children()} & set(pids)
+
+    wait_for(collected, "the runs' ended processes to be collected, not left as zombies", 60)
+    assert not [child for child in psutil.Process().children() if child.status() == psutil.STATUS_ZOMBIE]
 
 
 async def test_attach_shows_a_headless_run_started_elsewhere_live_in_runs_and_x_stops_it(tmp_path):

@@ -428,6 +428,47 @@ def test_samples_per_s_is_the_runs_steps_over_its_wall_clock_and_never_stale(run
     assert summary.samples_per_s == pytest.approx(800 * samples_per_step / progress[-1].elapsed_s, rel=0.1)
 
 
+def test_a_run_stopped_and_resumed_twice_reports_its_whole_training_in_one_time_base(runs_dir):
+    """summary.json's train_s, samples_per_s and wall_s are the whole run's, over every attempt."""
+    from tui_trainer.training.events import RunFinished, RunStarted, TrainProgress
+
+    def stop_after_progress(runner: Runner, beyond: int):
+        """Stop once the run reports a step past `beyond`; (summary, this attempt's own seconds, its RunStarted)."""
+        seen = []
+        while not any(isinstance(e, TrainProgress) and e.step > beyond for e in seen):
+            seen.append(runner.events.get(timeout=120))
+            assert not isinstance(seen[-1], RunFinished), "the long run ended by itself"
+        runner.stop()
+        summary = runner.wait(120)
+        seen += runner.drain()
+        progress = [e for e in seen if isinstance(e, TrainProgress)]
+        # this attempt trained at least from its first step to its last report (its final validation follows)
+        return summary, progress[-1].elapsed_s, next(e for e in seen if isinstance(e, RunStarted))
+
+    # 320 training samples, 32 a step: every step trains exactly the effective batch
+    config = make_config(data={"dataset": "synthetic-regression", "samples": 400, "features": 6, "val_fraction": 0.2,
+                               "batch_size": 32}, train={"epochs": 100000})
+    runner = Runner(config, RunStore(runs_dir))
+    run_dir = runner.start()
+    attempts = [stop_after_progress(runner, 0)]
+    for _ in range(2):
+        runner = resume_runner(run_dir)
+        runner.start()
+        attempts.append(stop_after_progress(runner, attempts[-1][0].step))
+    final, _, started = attempts[-1]
+    assert started.train_samples / started.steps_per_epoch == config.effective_batch == 32
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert saved["status"] == "stopped" and saved["step"] == final.step > attempts[1][0].step > attempts[0][0].step
+    own_seconds = sum(seconds for _, seconds, _ in attempts)
+    assert saved["train_s"] >= own_seconds, "train_s counts every attempt's training, not the last one's"
+    assert [s.train_s for s, _, _ in attempts] == sorted(s.train_s for s, _, _ in attempts)
+    assert saved["samples_per_s"] == pytest.approx(final.step * 32 / saved["train_s"], rel=1e-6)
+    assert saved["wall_s"] >= saved["train_s"]  # the same time base: start-up is in wall_s only
+    assert saved["compile_s"] is None
+    listed, = RunStore(runs_dir).list_runs()
+    assert (listed.samples_per_s, listed.wall_s) == (saved["samples_per_s"], saved["wall_s"])
+
+
 def test_auto_threads_are_measured_on_the_runs_step_and_said_in_its_notes_without_changing_its_training(tmp_path):
     # digits-classify's shape: 17,226 parameters x batch 64, between "tiny" (one thread, no question)
     # and "compute-bound" (every core): there the run times its own step each way before training.

@@ -372,6 +372,10 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
         assert live.state.started.start_step == stopped_at
         await pilot.press("x")
         await wait_for(pilot, lambda: live.state.status == "stopped", "stopped again")
+        # the ended run's samples/s is its summary's, over both attempts: the same figure as in the runs list
+        rate = f"{json.loads((live.run_dir / 'summary.json').read_text())['samples_per_s']:,.0f}"
+        await wait_for(pilot, lambda: f"{rate} samples/s over the run" in str(dashboard.query_one("#progress").render()),
+                       "the run's own samples/s on the dashboard")
 
         await pilot.press("escape")
         assert isinstance(app.screen, LaunchScreen)
@@ -381,6 +385,7 @@ async def test_start_default_watch_sparkline_grow_stop_resume_and_see_it_in_runs
         record = table.records[live.run_id]
         assert record.status == "stopped"
         assert str(table.get_cell(live.run_id, "status")) == "stopped"
+        assert str(table.get_cell(live.run_id, "rate")) == rate
         await pilot.press("q")
     assert app.return_code == 0
 

@@ -78,15 +78,17 @@ def _live(row: dict) -> bool:
 
 
 def _rate(row: dict) -> str:
-    """Samples/s; "-" for a live run, whose figure comes at its end."""
+    """Samples/s; "-" where never measured (a live run's figure comes at its end)."""
     value = row["samples_per_s"]
-    return "-" if not value and _live(row) else f"{value or 0:,.0f}"
+    return "-" if not value else f"{value:,.0f}"
 
 
 def _duration(row: dict, seconds) -> str:
-    """The run's wall time; a live run's age since it started (its wall time comes at its end)."""
-    if row["wall_s"] or not _live(row):
+    """The run's wall time; a live run's age since it started (its wall time comes at its end); else "-"."""
+    if row["wall_s"] is not None:
         return seconds(row["wall_s"])
+    if not _live(row):
+        return "-"
     from tui_trainer.session.format import seconds_since
 
     age = seconds_since(row.get("started_at") or "")

@@ -75,6 +75,22 @@ class RunFollower(Runner):
         return self.summary
 
     def _main(self) -> None:
+        try:
+            self._follow()
+        finally:
+            self._reap()
+
+    def _reap(self) -> None:
+        """Collect our child's exit once its run has ended, so that no `<defunct>` process piles up under the app.
+
+        In a thread of its own: the run is over (and resumable) as soon as its end is read, while its
+        process may take a moment more to exit (the interpreter and torch shutting down).
+        """
+        process = self.process
+        if process is not None and process.poll() is None:
+            threading.Thread(target=process.wait, name=f"reap-{self.run_id}", daemon=True).start()
+
+    def _follow(self) -> None:
         reader = EventFileReader(self.run_dir)
         if self.catch_up and self._catch_up(reader):
             return

@@ -273,3 +273,72 @@ def last_step(run_dir: str | Path) -> int:
         except (ValueError, KeyError, TypeError):
             continue
     return 0
+
+
+@dataclass(frozen=True, slots=True)
+class LatestFigures:
+    """A run's figures at the last step metrics.jsonl recorded (None: not in the part read)."""
+
+    step: int
+    train_loss: float | None  # figures.train_loss over the last `window` logged steps
+    val_loss: float | None  # at the last evaluation
+    time: float | None  # the run's wall clock at its last time mark (see the module's docstring)
+
+
+def latest_figures(run_dir: str | Path, window: int, most: int = 8 << 20) -> LatestFigures:
+    """The figures of a run at its last recorded step, from the tail of metrics.jsonl (at most `most` bytes
+    of it: a long run's file is large), for a run whose process ended without writing its summary."""
+    from tui_trainer.training.figures import train_loss
+
+    path = Path(run_dir) / METRICS_NAME
+    size = max(65536, 128 * window)
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, 2)
+                end = f.tell()
+                f.seek(max(0, end - size))
+                tail = f.read()
+        except OSError:
+            return LatestFigures(0, None, None, None)
+        if end > size:
+            tail = tail[tail.find(b"\n") + 1:]  # the first line may be cut
+        val = _last_val_loss(tail)
+        if val is not None or end <= size or size >= most:
+            break
+        size *= 4  # the last evaluation is further back than the tail read (a long epoch)
+    step, losses, time = 0, [], None
+    for line in reversed(tail.splitlines()):
+        row = _row(line)
+        if row is None:
+            continue
+        step = step or row["step"]
+        if time is None and _is_number(row.get("time")):
+            time = float(row["time"])
+        if "loss" in row and len(losses) < window and _is_number(row["loss"]):
+            losses.append(row["loss"])
+        if len(losses) >= window and time is not None:
+            break
+    losses.reverse()
+    return LatestFigures(step, train_loss(losses, window) if window > 0 else None, val, time)
+
+
+def _last_val_loss(tail: bytes) -> float | None:
+    """The val loss of the last readable evaluation line in `tail`."""
+    at = tail.rfind(b'"val_loss"')
+    while at != -1:
+        start = tail.rfind(b"\n", 0, at) + 1
+        row = _row(tail[start:tail.find(b"\n", at) if tail.find(b"\n", at) != -1 else len(tail)])
+        if row is not None and _is_number(row.get("val_loss")):
+            return float(row["val_loss"])
+        at = tail.rfind(b'"val_loss"', 0, start)
+    return None
+
+
+def _row(line: bytes) -> dict | None:
+    """One metrics.jsonl line as a dict with a whole-number step, or None (torn, damaged)."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return row if isinstance(row, dict) and _is_int(row.get("step")) else None

@@ -147,6 +147,11 @@ class EventFileReader:
 
 def planned_steps(run_dir: Path) -> int:
     """The total steps the run's latest start announced (its RunStarted event, near the file's start)."""
+    return announced(run_dir, "total_steps")
+
+
+def announced(run_dir: Path, key: str) -> int:
+    """A whole-number field of the RunStarted event of the run's latest start (0 when unknown)."""
     try:
         with open(Path(run_dir) / EVENTS_FILE, "rb") as f:
             head = f.read(65536)
@@ -155,7 +160,8 @@ def planned_steps(run_dir: Path) -> int:
     for line in head.splitlines():
         if line.startswith(b'{"type": "RunStarted"'):
             try:
-                return int(json.loads(line)["total_steps"])
+                value = json.loads(line)[key]
             except (ValueError, KeyError, TypeError):
                 return 0
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
     return 0

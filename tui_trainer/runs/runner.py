@@ -245,10 +245,20 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
     wall = time.perf_counter() - clock
     seconds = trainer.seconds_training() if trainer is not None else 0.0
     trained = max(trainer.step - trainer.start_step, 0) if trainer is not None else 0
-    compile_s = trainer.compile_seconds if trainer is not None else None
-    train_s = seconds - (compile_s or 0.0)
-    timed = trained - (1 if compile_s is not None else 0)  # the compiling step is not training speed
-    rate = timed * trainer.samples_per_step / train_s if train_s > 0 and timed > 0 else 0.0
+    compile_now = trainer.compile_seconds if trainer is not None else None
+    timed = trained - (1 if compile_now is not None else 0)  # the compiling step is not training speed
+    # The figures are the whole run's, over every attempt (a resume adds to them): seconds of training
+    # (each attempt's first step to its final validation, its compiling step aside) and the samples
+    # trained in them; a resume compiles again, so compile_s adds up too.
+    train_now = max(seconds - (compile_now or 0.0), 0.0)
+    samples_now = timed * trainer.samples_per_step if timed > 0 and train_now > 0 else 0.0
+    train_before = _seconds(previous.train_s) if previous is not None else 0.0
+    samples_before = _seconds(previous.samples_per_s) * train_before if previous is not None else 0.0
+    compile_before = previous.compile_s if previous is not None and previous.compile_s is not None else None
+    train_s = train_before + train_now
+    rate = (samples_before + samples_now) / train_s if train_s > 0 else 0.0
+    compile_s = (None if compile_now is None and compile_before is None
+                 else _seconds(compile_before) + (compile_now or 0.0))
     t = trainer
     summary = RunSummary(
         run_id=run_id, name=config.name, status=status, step=t.step if t else 0,
@@ -260,7 +270,7 @@ def execute(config: RunConfig, run_dir: Path, emit, stop: threading.Event, *, re
         finished_at=datetime.now().isoformat(timespec="seconds"), device=t.device_name if t else "",
         effective_batch=t.effective_batch if t else config.effective_batch, notes=t.notes if t else (),
         loss_window=min(t.loss_window, t.step // config.logging.every) if t else 0,
-        compile_s=compile_s, train_s=train_s if seconds else None)
+        compile_s=compile_s, train_s=train_s if seconds or train_before else None)
     if writes:
         _record(run_dir, summary, emit)
     del trainer, t

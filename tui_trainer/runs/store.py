@@ -12,8 +12,8 @@ from pathlib import Path
 from tui_trainer.config import RunConfig, load_config, save_preset
 from tui_trainer.config.errors import ConfigError, ConfigProblem, escape, format_value
 from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
-from tui_trainer.runs.metrics import last_step
-from tui_trainer.runs.protocol import CHECKPOINT_FILE, planned_steps, write_atomic
+from tui_trainer.runs.metrics import last_step, latest_figures
+from tui_trainer.runs.protocol import CHECKPOINT_FILE, announced, planned_steps, write_atomic
 from tui_trainer.runs.strict_json import strict_json
 from tui_trainer.training.events import RunSummary
 
@@ -34,8 +34,8 @@ class RunRecord:
     total_steps: int
     final_loss: float | None
     final_val_loss: float | None
-    samples_per_s: float
-    wall_s: float
+    samples_per_s: float | None  # None: never measured (the run has not recorded its end)
+    wall_s: float | None
     started_at: str
     error: str
     note: str = ""  # what is damaged in the run's files, e.g. "summary.json: unreadable wall_s = \"abc\""
@@ -207,18 +207,22 @@ def read_record(run_dir: Path) -> RunRecord | None:
     data = read.summary
     status = escape(data.status)[:20] or "unknown"  # shown in a column: one short line, no terminal escapes
     step, total = data.step, data.total_steps
+    # A rate or a time of 0 was never measured (a run that has not recorded its end): listed as unknown.
+    loss, val_loss, rate, wall = data.final_loss, data.final_val_loss, data.samples_per_s or None, data.wall_s or None
     if status in ("running", "stopped", "failed"):  # a resumed run is live again before its summary says so
         status = run_status(run_dir, status)
         if status in ("running", "interrupted"):  # where it stands (or stood when its process died)
             beat = read_heartbeat(run_dir)
             step = max(last_step(run_dir), beat.step if beat else 0) or step
             total = (beat.total_steps if beat else 0) or planned_steps(run_dir) or total
+            if step != data.step:  # the summary's figures are an earlier attempt's: the metrics have this one's
+                latest = latest_figures(run_dir, announced(run_dir, "loss_window") or data.loss_window)
+                loss, val_loss, rate = latest.train_loss, latest.val_loss, None
+                wall = latest.time if status == "interrupted" else None  # a live run's time is its age
     note = read.damage or ("" if read.found else f"no {SUMMARY_NAME}")
     return RunRecord(run_id=run_dir.name, path=run_dir, name=data.name, status=status,
-                     step=step, total_steps=total,
-                     final_loss=data.final_loss, final_val_loss=data.final_val_loss,
-                     samples_per_s=data.samples_per_s, wall_s=data.wall_s,
-                     started_at=data.started_at, error=data.error, note=note)
+                     step=step, total_steps=total, final_loss=loss, final_val_loss=val_loss,
+                     samples_per_s=rate, wall_s=wall, started_at=data.started_at, error=data.error, note=note)
 
 
 def resumable(run_dir: Path, recorded: str | None = None) -> str | None:

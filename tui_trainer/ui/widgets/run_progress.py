@@ -44,8 +44,11 @@ class RunProgress(Widget):
         first.append(eta)
 
         second = Text(no_wrap=True, overflow="ellipsis")
-        rate = p.samples_per_s if p is not None else (s.summary.samples_per_s if s.summary else None)
-        window = f" (last {fmt.window(p.rate_window_s)})" if p is not None and p.rate_window_s else ""
+        if s.summary is not None:  # an ended run: its summary's figure, the whole run's (as in `runs`)
+            rate, window = s.summary.samples_per_s or None, " over the run"
+        else:
+            rate = p.samples_per_s if p is not None else None
+            window = f" (last {fmt.window(p.rate_window_s)})" if p is not None and p.rate_window_s else ""
         second.append(f"{fmt.rate(rate)} samples/s{window}")
         if s.started is not None:
             second.append(f"  eff. batch {s.started.effective_batch}")

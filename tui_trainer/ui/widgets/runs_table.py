@@ -59,8 +59,11 @@ class RunsTable(DataTable):
         """One run's row, in COLUMNS order."""
         loss = fmt.number(r.final_loss)
         live = r.status in LIVE_STATES
-        # A run another process trains: its figures come at its end; until then its age, not "0 s".
-        rate = fmt.rate(r.samples_per_s) if r.samples_per_s or not live else "-"
+        # A figure never measured is "-"; a run another process trains: its figures come at its end,
+        # until then its age, not "0 s".
+        rate = fmt.rate(r.samples_per_s or None)
+        age = fmt.seconds_since(r.started_at) if live else None
+        time = fmt.seconds(r.wall_s) if r.wall_s is not None else fmt.seconds(age) if age is not None else "-"
         return [
             Text(MARK if r.run_id in self.marked else " ", "bold cyan"),
             r.run_id,
@@ -68,7 +71,7 @@ class RunsTable(DataTable):
             f"{r.step}/{r.total_steps}",
             loss,
             rate,
-            fmt.seconds(r.wall_s if r.wall_s or not live else fmt.seconds_since(r.started_at) or 0.0),
+            time,
             *settings_cells(self.settings.get(r.run_id)),
         ]
 
