@@ -101,6 +101,24 @@ def test_the_end_state_is_written_in_place_when_no_new_file_can_be_made(tmp_path
     assert summary_of(run_dir)["status"] == "completed"
 
 
+def test_the_recorded_end_stands_when_the_run_directory_will_not_let_go_of_its_heartbeat(runs_dir):
+    # A run directory made read-only during the run (chmod 555) cannot lose its heartbeat file at the end;
+    # a heartbeat that is a directory refuses the same way here (the tests run as root, where chmod
+    # does not bite). The end must stay the one recorded, not become "failed at step 0".
+    runner = Runner(make_config(data={"dataset": "diabetes"}, train={"epochs": 100000}), RunStore(runs_dir))
+    run_dir = runner.start()
+    deadline = time.monotonic() + 120
+    while not isinstance(runner.events.get(timeout=120), TrainProgress):
+        assert time.monotonic() < deadline
+    heartbeat = run_dir / "heartbeat"
+    heartbeat.unlink()
+    (heartbeat / "kept").mkdir(parents=True)
+    runner.stop()
+    summary = runner.wait(120)
+    assert summary.status == "stopped" and summary.step > 0, summary
+    assert summary_of(run_dir)["status"] == "stopped" and summary_of(run_dir)["step"] == summary.step
+
+
 # ------------------------------------------------------------------ out of memory
 @pytest.mark.parametrize("model, where", [("gpu_oom_at_step_3", "GPU"), ("host_oom_at_step_3", "host")])
 def test_out_of_memory_ends_failed_with_the_batch_settings_and_the_fix_and_the_next_run_starts(

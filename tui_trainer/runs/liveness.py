@@ -134,7 +134,10 @@ class HeartbeatThread:
         self._done.set()
         if self._thread.is_alive():
             self._thread.join(2)
-        (self.run_dir / HEARTBEAT_FILE).unlink(missing_ok=True)
+        try:
+            (self.run_dir / HEARTBEAT_FILE).unlink(missing_ok=True)
+        except OSError:  # a directory made read-only: the beat stops, and its age says the run is over
+            pass
 
 
 # ------------------------------------------------------------------ one writer

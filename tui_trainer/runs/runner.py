@@ -155,9 +155,10 @@ class Runner:
                 events.write(event_line(RunFinished(summary)))
         except OSError:
             pass
+        # A directory made read-only during the run keeps these files: the recorded end still stands.
         if self._heartbeat is not None:
-            self._heartbeat.stop()
-        (self.run_dir / STOP_FILE).unlink(missing_ok=True)  # served; the directory keeps only its record
+            _try(self._heartbeat.stop)
+        _try(lambda: (self.run_dir / STOP_FILE).unlink(missing_ok=True))  # served: the directory keeps its record
         if self._lock is not None:
             self._lock.release()
             self._lock = None
