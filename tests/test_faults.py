@@ -119,6 +119,20 @@ def test_the_recorded_end_stands_when_the_run_directory_will_not_let_go_of_its_h
     assert summary_of(run_dir)["status"] == "stopped" and summary_of(run_dir)["step"] == summary.step
 
 
+def test_a_run_directory_that_refuses_a_write_is_one_error_line_not_a_traceback(tmp_path):
+    # As a run directory made read-only (chmod 555) refuses `resume` its fresh events.jsonl; here the
+    # file is a directory (the tests run as root, where chmod does not bite).
+    assert cli("run", "cpu-quick", "--headless", "--runs-dir", str(tmp_path), "--set", "train.epochs=2").returncode == 0
+    (run_dir,) = tmp_path.iterdir()
+    (run_dir / "summary.json").write_text(json.dumps({**summary_of(run_dir), "status": "stopped"}))
+    (run_dir / "events.jsonl").unlink()
+    (run_dir / "events.jsonl" / "kept").mkdir(parents=True)
+    result = cli("resume", str(run_dir), "--headless")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [f"error: {run_dir / 'events.jsonl'}: Is a directory"]
+    assert summary_of(run_dir)["status"] == "stopped", "the run's record is untouched"
+
+
 # ------------------------------------------------------------------ out of memory
 @pytest.mark.parametrize("model, where", [("gpu_oom_at_step_3", "GPU"), ("host_oom_at_step_3", "host")])
 def test_out_of_memory_ends_failed_with_the_batch_settings_and_the_fix_and_the_next_run_starts(
