@@ -133,6 +133,19 @@ def test_a_run_directory_that_refuses_a_write_is_one_error_line_not_a_traceback(
     assert summary_of(run_dir)["status"] == "stopped", "the run's record is untouched"
 
 
+def test_a_stop_at_the_end_of_an_epoch_still_validates_that_epoch(runs_dir):
+    # One step an epoch (the whole diabetes training split in one batch): every stop is at an epoch's end.
+    # The resume starts the next epoch, so the stopped one must be validated before the run stops.
+    config = make_config(data={"dataset": "diabetes", "batch_size": 353}, train={"epochs": 100000})
+    runner = Runner(config, RunStore(runs_dir))
+    run_dir = runner.start()
+    summary = stop_after_progress(runner, beyond=5)
+    assert summary.status == "stopped"
+    curves = read_curves(run_dir / "metrics.jsonl")
+    assert curves.val_steps[-1] == summary.step, "the stopped epoch's validation is recorded"
+    assert list(curves.val_steps) == list(range(1, summary.step + 1)), "one validation each epoch, none missing"
+
+
 # ------------------------------------------------------------------ out of memory
 @pytest.mark.parametrize("model, where", [("gpu_oom_at_step_3", "GPU"), ("host_oom_at_step_3", "host")])
 def test_out_of_memory_ends_failed_with_the_batch_settings_and_the_fix_and_the_next_run_starts(

@@ -289,6 +289,8 @@ class Trainer:
                 if step >= total:
                     break
                 if stop_now:
+                    if not eval_every and step % self.steps_per_epoch == 0:
+                        self._evaluate()  # the epoch's end: its validation, which a resume would not run
                     status = "stopped"
                     break
             else:
