@@ -28,28 +28,27 @@ EXIT_CODES = {"completed": 0, "failed": 1, "diverged": 1, "stopped": 130}
 SIGNAL_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
 
-class _Signalled(Exception):
-    """SIGTERM or SIGHUP arrived (raised in the main thread, as Python raises KeyboardInterrupt)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
 def follow(runner: Runner, out: TextIO = sys.stdout, every: float = 2.0) -> int:
-    """Print a run's progress until it ends; return the exit code (0, 1, or 128 + the signal that stopped it)."""
+    """Print a run's progress until it ends; return the exit code (0, 1, or 128 + the signal that stopped it).
+
+    Ctrl-C, SIGTERM and SIGHUP are queued by their handlers and served between two reads of the run's
+    events (a fifth of a second apart at most), never raised in the middle of serving another one.
+    """
     printer = _Printer(runner, out, every)
     stopped_by = 0
-    with _stop_signals():
+    with _stop_signals() as pending:
         while True:
             try:
                 code = printer.pump()
-                if code is not None:
-                    return exit_code(code, stopped_by)
-            except (KeyboardInterrupt, _Signalled) as exc:
-                signum = exc.signum if isinstance(exc, _Signalled) else signal.SIGINT
-                if printer.code is not None:  # it came as the run ended: the run's end stands
-                    return exit_code(printer.code, stopped_by or signum)
+            except KeyboardInterrupt:  # followed from a thread whose signals are not ours to handle
+                pending.put(signal.SIGINT)
+                code = None
+            if code is not None:  # the run has ended: its end stands, whatever signal came meanwhile
+                if not stopped_by and not pending.empty():
+                    stopped_by = pending.get()
+                return exit_code(code, stopped_by)
+            while not pending.empty():
+                signum = pending.get()
                 name = SIGNAL_NAMES.get(signum, "a signal")
                 if stopped_by and signum != signal.SIGHUP:
                     leave_now(printer, runner, name, 128 + signum)
@@ -88,17 +87,15 @@ def leave_now(printer: _Printer, runner: Runner, name: str, code: int) -> None:
 
 @contextlib.contextmanager
 def _stop_signals():
-    """SIGTERM and SIGHUP raise `_Signalled` in the main thread while a run is followed."""
+    """While a run is followed, Ctrl-C, SIGTERM and SIGHUP put their number in the queue this yields."""
+    pending: queue.SimpleQueue[int] = queue.SimpleQueue()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield pending
         return
-
-    def handler(signum, _frame):
-        raise _Signalled(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, lambda signum, _frame: pending.put(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield
+        yield pending
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
