@@ -112,43 +112,39 @@ def test_sigterm_and_sighup_stop_a_headless_run_cleanly_and_resume_reaches_the_s
         assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
 
 
-def test_a_closed_terminal_hanging_up_twice_still_stops_with_a_checkpoint(tmp_path):
-    # Closing a terminal can deliver SIGHUP twice (the kernel to the foreground job, the shell to its
-    # jobs): the second is no one asking to leave at once, so the run still stops cleanly.
-    runs_dir = tmp_path / "runs"
-    process = headless(runs_dir, "--set", "model.name=tests.user_parts:slow_to_save")  # a 3 s checkpoint
+def signalled_twice(runs_dir: Path, sig: int, serving: str) -> tuple[int, str, str]:
+    """A headless run sent `sig` once it trains, and again while the first is served (the stop's
+    checkpoint takes 3 s to gather); its exit code, stdout and stderr."""
+    process = headless(runs_dir, "--set", "model.name=tests.user_parts:slow_to_save")
     for line in process.stdout:
         if line.startswith("step "):
             break
-    process.send_signal(signal.SIGHUP)
-    for line in process.stdout:  # the first hang-up is being served: the checkpoint is being written
-        if line.startswith("SIGHUP: stopping"):
+    process.send_signal(sig)
+    for line in process.stdout:
+        if line.startswith(serving):
             break
-    process.send_signal(signal.SIGHUP)
+    process.send_signal(sig)
     out, err = process.communicate(timeout=120)
-    assert process.returncode == 129, (out, err)
+    return process.returncode, out, err
+
+
+def test_a_closed_terminal_hanging_up_twice_still_stops_with_a_checkpoint(tmp_path):
+    # Closing a terminal can deliver SIGHUP twice (the kernel to the foreground job, the shell to its
+    # jobs): the second is no one asking to leave at once, so the run still stops cleanly.
+    code, out, err = signalled_twice(tmp_path / "runs", signal.SIGHUP, "SIGHUP: stopping")
+    assert code == 129, (out, err)
     assert "leaving now" not in out and "terminate called" not in err and "Traceback" not in err
-    run_dir = only_run(runs_dir)
+    run_dir = only_run(tmp_path / "runs")
     assert summary(run_dir)["status"] == "stopped"
     assert load_checkpoint(run_dir / "checkpoint.pt")["step"] == summary(run_dir)["step"] > 0
 
 
 def test_a_second_ctrl_c_leaves_at_once_saying_what_is_left_to_resume(tmp_path):
-    runs_dir = tmp_path / "runs"
-    process = headless(runs_dir, "--set", "model.name=tests.user_parts:slow_to_save")  # a 3 s checkpoint
-    for line in process.stdout:
-        if line.startswith("step "):
-            break
-    process.send_signal(signal.SIGINT)
-    for line in process.stdout:  # the first Ctrl-C is being served: its checkpoint is being written
-        if line.startswith("Ctrl-C: stopping"):
-            break
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=120)
-    assert process.returncode == 130, (out, err)
+    code, out, err = signalled_twice(tmp_path / "runs", signal.SIGINT, "Ctrl-C: stopping")
+    assert code == 130, (out, err)
     assert "terminate called" not in err and "Traceback" not in err, "an exit at once, not a crash"
     assert "second Ctrl-C: leaving now (no checkpoint was written yet: this run cannot be resumed)" in out
-    assert not (only_run(runs_dir) / "checkpoint.pt").exists()
+    assert not (only_run(tmp_path / "runs") / "checkpoint.pt").exists()
 
 
 def test_the_exit_code_is_the_runs_unless_a_signal_stopped_it():
