@@ -82,6 +82,18 @@ def test_a_directory_or_missing_file_as_preset_is_one_line(capsys, tmp_path):
     assert line == f"error: {tmp_path / 'nope.toml'}: cannot read file: No such file or directory"
 
 
+def test_a_mistyped_preset_name_names_the_closest_and_the_presets_there(capsys, tmp_path):
+    from tests.conftest import PRESETS
+
+    names = ", ".join(sorted(p.stem for p in PRESETS.glob("*.toml")))
+    (line,) = refused(capsys, tmp_path, "cpu-quik", "--presets-dir", str(PRESETS))
+    assert line == f'error: {PRESETS}: no preset named cpu-quik; did you mean "cpu-quick"? (presets there: {names})'
+    empty = tmp_path / "no-presets"
+    empty.mkdir()
+    (line,) = refused(capsys, tmp_path, "cpu-quick", "--presets-dir", str(empty))
+    assert line == f"error: {empty}: no preset named cpu-quick (none there: give a file's path, or --presets-dir DIR)"
+
+
 def test_a_rendezvous_port_in_superscript_digits_is_refused_not_a_traceback(capsys, tmp_path):
     (line,) = refused(capsys, tmp_path, "cpu-quick", "--set", "strategy.rdzv_endpoint=h:²")
     assert line == 'error: --set: strategy.rdzv_endpoint = "h:²": expected "host:port", e.g. "10.0.0.1:29500"'

@@ -172,11 +172,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def resolve_preset(text: str, presets_dir: Path) -> Path:
-    """A preset argument as a path: an existing file, or a name in the presets directory."""
+    """A preset argument as a path: an existing file, or a name in the presets directory.
+
+    A name that is not there is bad input naming the directory, the closest name and the names there.
+    """
+    import difflib
+
+    from tui_trainer.config.presets import preset_paths
+
     path = Path(text)
     if path.exists() or path.suffix == ".toml":
         return path
-    return presets_dir / f"{text}.toml"
+    named = Path(presets_dir) / f"{text}.toml"
+    if named.exists():
+        return named
+    names = [p.stem for p in preset_paths(presets_dir)] if Path(presets_dir).is_dir() else []
+    close = difflib.get_close_matches(text, names, n=1, cutoff=0.6) if len(text) < 100 else []
+    hint = f'; did you mean "{close[0]}"?' if close else ""
+    shown = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    there = f" (presets there: {shown})" if names else " (none there: give a file's path, or --presets-dir DIR)"
+    raise ConfigError([ConfigProblem(str(presets_dir), "", None, f"no preset named {text}{hint}{there}")])
 
 
 def cmd_run(args, presets_dir: Path) -> int:
