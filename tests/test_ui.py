@@ -579,6 +579,8 @@ async def test_help_and_layout_survive_80x24_and_resizes(presets_dir, runs_dir):
             assert screen.query_one(OptionsPane).region.right <= size[0]
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help")
+        assert app.screen.query_one("VerticalScroll").border_subtitle == "escape, ? or q closes", \
+            "the help says how to close it (on its frame)"
         await pilot.press("escape")
         assert isinstance(app.screen, LaunchScreen)
         await pilot.press("q")

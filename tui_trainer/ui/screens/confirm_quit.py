@@ -64,7 +64,8 @@ class ConfirmQuitScreen(ModalScreen[bool]):
                 if n:
                     training = f"{training.rsplit(' ', 1)[0]} and {sweep_count(self.sweeps)} are"
                 yield Static(f"{training} training. quit and...", id="question", markup=False)
-                yield Static(f"l  leave {runs} training (tui-trainer attach shows them again)"
+                again = "it" if self.active == 1 else "them"
+                yield Static(f"l  leave {runs} training (tui-trainer attach shows {again} again)"
                              + (f"; {sweep_note}" if n else "") + "\n"
                              f"s  stop {target}: checkpoint written, resumable\n"
                              "escape  stay", id="detail", markup=False)

@@ -76,7 +76,8 @@ class HelpScreen(ModalScreen[None]):
     """
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll():
+        with VerticalScroll() as pane:
+            pane.border_subtitle = "escape, ? or q closes"
             yield Static(HELP, markup=False)
 
     def action_close(self) -> None:
