@@ -261,6 +261,28 @@ async def test_options_toggle_compile_and_tensorboard(presets_dir, runs_dir):
         assert config.train.compile and config.logging.tensorboard and options.evaluated.runnable
 
 
+async def test_a_run_started_beside_one_another_process_trains_is_said_to_share_the_machine(presets_dir, runs_dir):
+    from tests.test_ui import finished_run
+    from tui_trainer.runs.liveness import RunLock, write_heartbeat
+
+    elsewhere = finished_run(runs_dir, "elsewhere", 1e-3)  # trained on by another process: lock held, heart beating
+    lock = RunLock.acquire(elsewhere)
+    write_heartbeat(elsewhere)
+    try:
+        app = make_app(presets_dir, runs_dir)
+        async with app.run_test(size=(100, 32)) as pilot:
+            await pilot.pause()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: len(app.active_runs) == 1, "the run")
+            await wait_for(pilot, lambda: any("2 runs are training side by side" in n.message
+                                              for n in app._notifications), "the warning")
+            for live in app.live.values():
+                live.runner.stop()
+            await wait_for(pilot, lambda: not app.active_runs, "the run stopped", timeout=120)
+    finally:
+        lock.release()
+
+
 async def test_a_second_run_started_by_hand_trains_beside_the_first_and_the_app_says_so(presets_dir, runs_dir):
     long = (presets_dir / "cpu-quick.toml").read_text().replace("epochs = 100 ", "epochs = 100000 ")
     (presets_dir / "a-long.toml").write_text(long)

@@ -13,7 +13,7 @@ from tui_trainer.config import RunConfig, load_config, save_preset
 from tui_trainer.config.errors import ConfigError, ConfigProblem, escape, format_value
 from tui_trainer.runs.liveness import live_owner, read_heartbeat, run_status
 from tui_trainer.runs.metrics import last_step, latest_figures
-from tui_trainer.runs.protocol import CHECKPOINT_FILE, announced, planned_steps, write_atomic
+from tui_trainer.runs.protocol import CHECKPOINT_FILE, HEARTBEAT_FILE, announced, planned_steps, write_atomic
 from tui_trainer.runs.strict_json import strict_json
 from tui_trainer.training.events import RunSummary
 
@@ -75,6 +75,22 @@ class RunStore:
                 continue
         save_preset(config, run_dir / CONFIG_NAME)
         return run_dir
+
+    def trained_elsewhere(self, known: set[str] | frozenset[str] = frozenset()) -> list[Path]:
+        """The runs some live process trains (a detached run, another terminal's), leaving out `known` ids.
+
+        Cheap for a large store: only a run that is training (or whose process died) has a heartbeat file.
+        """
+        if not self.root.is_dir():
+            return []
+        found = []
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if (entry.name not in known and entry.is_dir()
+                        and os.path.exists(os.path.join(entry.path, HEARTBEAT_FILE))
+                        and live_owner(Path(entry.path)) is not None):
+                    found.append(Path(entry.path))
+        return found
 
     def list_runs(self) -> list[RunRecord]:
         """Every run with a summary, newest first."""

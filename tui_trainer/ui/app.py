@@ -230,10 +230,11 @@ class TrainerApp(App[int]):
             self.notify(f"cannot start: {exc}", severity="error")
             return None
         live.queue_label = queue_label
-        others = len(self.active_runs)
+        # Runs train side by side (this app's and those other processes train: a detached run, another
+        # terminal's): say so, since they share the machine's cores and GPUs.
+        others = len(self.active_runs) + len(self.store.trained_elsewhere(set(self.live)))
         started = self._start_live(live, replacing)
         if started is not None and others:
-            # Runs started by hand train side by side: say so, since they share the machine's cores and GPUs.
             self.notify(f"{others + 1} runs are training side by side and share this machine; "
                         "r lists them all", severity="warning", timeout=6)
         return started
