@@ -29,6 +29,7 @@ from tui_trainer.ui.widgets.loss_sparkline import LossSparkline
 from tui_trainer.ui.widgets.ordered_input import OrderedInput
 
 STATUS_STYLE = {"completed": "green", "skipped": "yellow", "failed": "bold red", "running": "bold cyan"}
+DIGITS = "0123456789"
 STATUS_WIDTH = max(len(s) for s in ("planned", *STATUS_STYLE))  # the table's status column: never cut
 STEPS_PROBLEM = "steps: expected a whole number >= 1"
 FIELD_NAMES = {"--steps": "steps", "--effective-batch": "effective batch"}  # plan_sweep's flags, as the app names them
@@ -62,7 +63,7 @@ class AxisList(SelectionList[str]):
         self.offer = offer
 
     def on_key(self, event: events.Key) -> None:
-        if self.offer.typed and event.character is not None and event.character in "0123456789":
+        if self.offer.typed and event.character is not None and len(event.character) == 1 and event.character in DIGITS:
             event.stop()
             event.prevent_default()
             field = self.parent.query_one(".more", Input)
