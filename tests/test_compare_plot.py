@@ -134,6 +134,7 @@ async def test_compare_overlays_both_runs_on_one_plot_and_t_switches_to_wall_tim
                        "the wall-time axis")
         axis = drawn(train).splitlines()[-1].rstrip()
         assert axis.split("└")[1].startswith("0s") and axis.endswith("s"), "the x axis reads durations"
+        assert "└" in drawn(val).splitlines()[-1], "at 80x24 the val plot keeps its x axis (its title on one row)"
         assert series_drawn(train) == {0, 1}
         await pilot.press("t")
         await wait_for(pilot, lambda: "x: step" in drawn(train), "back to the step axis")

@@ -138,7 +138,7 @@ class CompareScreen(Screen):
         self.query_one("#train-overlay", OverlayPlot).data = OverlayData(
             "train loss (smoothed)", tuple(train), axis, legend=True, notes=notes)
         self.query_one("#val-overlay", OverlayPlot).data = OverlayData(
-            "val loss (each evaluation; colours as above)", tuple(val), axis, legend=False)
+            "val loss (each evaluation)", tuple(val), axis, legend=False)
 
     def action_back(self) -> None:
         self.app.pop_screen()

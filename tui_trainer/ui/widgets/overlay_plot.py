@@ -262,6 +262,9 @@ class OverlayPlot(Widget):
                     lines[-1].append_text(entry)
                 else:
                     lines.append(entry)
+        width = self.size.width or 80
+        for line in lines:  # one row each: a wrapped title would push the x axis off a small plot
+            line.truncate(width, overflow="ellipsis")
         return lines
 
     def render(self) -> Text:
